@@ -232,6 +232,10 @@ type Observation struct {
 	Error     string       `json:"error,omitempty"`
 	Wsrep     *WsrepStatus `json:"wsrep,omitempty"`
 	Health    Health       `json:"health"`
+	// Streak counts consecutive polls, this one included, that classified
+	// to the same Health. The planner's fail_after / recover_after
+	// hysteresis reads it, so the planner stays stateless.
+	Streak int `json:"streak"`
 }
 
 // ProbeResult is one observer's view of whether a DB node's MySQL port
