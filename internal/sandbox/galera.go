@@ -218,7 +218,7 @@ func (s *Sandbox) RestartMariaDB(ctx context.Context, node cluster.NodeName) err
 	if p, ok := n.Procs["mariadbd"]; ok && p.Alive() {
 		return fmt.Errorf("restart %s: mariadbd still running (pid %d)", node, p.PID)
 	}
-	if err := s.waitEvicted(ctx, node, syncTimeout); err != nil {
+	if err := s.WaitEvicted(ctx, node, syncTimeout); err != nil {
 		return fmt.Errorf("restart %s: %w", node, err)
 	}
 	p := pathsFor(s.State.Dir, node)
@@ -229,9 +229,9 @@ func (s *Sandbox) RestartMariaDB(ctx context.Context, node cluster.NodeName) err
 	return s.startMariaDB(n, "--wsrep-start-position="+pos)
 }
 
-// waitEvicted polls the other running DB nodes until none counts node in
+// WaitEvicted polls the other running DB nodes until none counts node in
 // its cluster size any more.
-func (s *Sandbox) waitEvicted(ctx context.Context, node cluster.NodeName, timeout time.Duration) error {
+func (s *Sandbox) WaitEvicted(ctx context.Context, node cluster.NodeName, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
 		running, maxSize := 0, 0

@@ -91,12 +91,17 @@ func TestSandbox(t *testing.T) {
 
 	t.Run("KillRestartRejoinIST", func(t *testing.T) {
 		victim := cluster.NodeName("db3")
+		killed := time.Now()
 		if err := s.KillMariaDB(victim); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.WaitGone(ctx, victim, "mariadbd", 30*time.Second); err != nil {
 			t.Fatal(err)
 		}
+		if err := s.WaitEvicted(ctx, victim, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("figure: survivors evicted SIGKILLed %s after %s", victim, time.Since(killed).Round(10*time.Millisecond))
 		// Writes while it is down are what IST must carry.
 		if _, err := s.Query(ctx, "db1", "INSERT INTO app.t VALUES (1000, 'during')"); err != nil {
 			t.Fatal(err)
