@@ -1,12 +1,21 @@
-// Command dbagent is dbha's per-node agent.
+// Command dbagent is dbha's per-node agent. See `dbagent --help` and
+// docs/configuration.md.
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
+	"os/signal"
+	"syscall"
 )
 
 func main() {
-	fmt.Fprintln(os.Stderr, "dbagent: not implemented yet")
-	os.Exit(1)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "dbagent: %v\n", err)
+		os.Exit(1)
+	}
 }

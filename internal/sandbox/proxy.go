@@ -62,10 +62,17 @@ func (s *Sandbox) startProxies(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		err = staticHAProxy.Execute(f, map[string]any{
-			"Name": n.Name, "Addr": n.Addr, "Socket": HAProxySocket(s.State.Dir, n),
-			"WriterPort": WriterPort, "ReaderPort": ReaderPort, "DBs": dbs, "Writer": dbs[0].Name,
-		})
+		if s.State.AgentBinary != "" {
+			var b []byte
+			if b, err = s.haproxyConfig(n); err == nil {
+				_, err = f.Write(b)
+			}
+		} else {
+			err = staticHAProxy.Execute(f, map[string]any{
+				"Name": n.Name, "Addr": n.Addr, "Socket": HAProxySocket(s.State.Dir, n),
+				"WriterPort": WriterPort, "ReaderPort": ReaderPort, "DBs": dbs, "Writer": dbs[0].Name,
+			})
+		}
 		f.Close()
 		if err != nil {
 			return fmt.Errorf("haproxy config for %s: %w", n.Name, err)

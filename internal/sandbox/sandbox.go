@@ -70,6 +70,10 @@ type Options struct {
 	Proxies int    // default 2
 	Dir     string // run dir; default: a new temp dir
 	Prefix  string // namespace prefix; default: "dbha" + 4 random hex
+	// AgentBinary, when set, runs that dbagent on every DB and proxy node,
+	// and the proxies run HAProxy driven by their agents. Without it the
+	// proxies run a static HAProxy config that sends writes to db1.
+	AgentBinary string
 	// Log receives progress lines; nil discards them.
 	Log io.Writer
 }
@@ -115,11 +119,12 @@ type Node struct {
 
 // State is what state.json holds.
 type State struct {
-	Prefix  string    `json:"prefix"`
-	Dir     string    `json:"dir"`
-	Hub     string    `json:"hub"`
-	Created time.Time `json:"created"`
-	Nodes   []*Node   `json:"nodes"`
+	Prefix      string    `json:"prefix"`
+	Dir         string    `json:"dir"`
+	Hub         string    `json:"hub"`
+	Created     time.Time `json:"created"`
+	Nodes       []*Node   `json:"nodes"`
+	AgentBinary string    `json:"agent_binary,omitempty"`
 	// OwnDir is true when the sandbox created Dir and removes it on Down.
 	OwnDir bool `json:"own_dir"`
 }
@@ -178,7 +183,12 @@ func Up(ctx context.Context, o Options) (_ *Sandbox, err error) {
 	if s.log == nil {
 		s.log = io.Discard
 	}
-	s.State = State{Prefix: o.Prefix, Hub: o.Prefix + "-hub", Created: time.Now().UTC()}
+	s.State = State{Prefix: o.Prefix, Hub: o.Prefix + "-hub", Created: time.Now().UTC(), AgentBinary: o.AgentBinary}
+	if o.AgentBinary != "" {
+		if _, err := os.Stat(o.AgentBinary); err != nil {
+			return nil, fmt.Errorf("sandbox up: dbagent binary: %w (run make build)", err)
+		}
+	}
 	if o.Dir == "" {
 		d, err := os.MkdirTemp("", "dbha-sandbox-"+o.Prefix+"-")
 		if err != nil {
@@ -227,6 +237,12 @@ func Up(ctx context.Context, o Options) (_ *Sandbox, err error) {
 	fmt.Fprintf(s.log, "sandbox %s: %d DB nodes Synced after %s\n", s.State.Prefix, o.DBNodes, time.Since(start).Round(time.Millisecond))
 	if err := s.startProxies(ctx); err != nil {
 		return nil, err
+	}
+	if s.State.AgentBinary != "" {
+		if err := s.startAgents(ctx); err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(s.log, "sandbox %s: agents listening after %s\n", s.State.Prefix, time.Since(start).Round(time.Millisecond))
 	}
 	fmt.Fprintf(s.log, "sandbox %s: up in %s\n", s.State.Prefix, time.Since(start).Round(time.Millisecond))
 	return s, nil

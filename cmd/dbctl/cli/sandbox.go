@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -45,7 +46,11 @@ so 'dbctl sandbox down' works from another shell.`,
 }
 
 func newSandboxUpCmd() *cobra.Command {
-	var o sandbox.Options
+	var (
+		o        sandbox.Options
+		noAgents bool
+		agentBin string
+	)
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Create the namespaces, start Galera and the proxies, wait until all are Synced",
@@ -79,6 +84,14 @@ func newSandboxUpCmd() *cobra.Command {
 			}
 			o.Dir = dir
 			o.Log = cmd.ErrOrStderr()
+			if !noAgents {
+				bin, err := findAgent(agentBin)
+				if err != nil {
+					os.RemoveAll(dir)
+					return err
+				}
+				o.AgentBinary = bin
+			}
 			s, err := sandbox.Up(cmd.Context(), o)
 			if err != nil {
 				os.RemoveAll(dir)
@@ -95,7 +108,29 @@ func newSandboxUpCmd() *cobra.Command {
 	}
 	cmd.Flags().IntVar(&o.DBNodes, "db", 3, "number of Galera DB nodes (3 or more to survive a node loss)")
 	cmd.Flags().IntVar(&o.Proxies, "proxies", 2, "number of proxy nodes")
+	cmd.Flags().BoolVar(&noAgents, "no-agents", false, "run no dbagent; HAProxy gets a static config that sends writes to db1")
+	cmd.Flags().StringVar(&agentBin, "agent-bin", "", "dbagent binary (default: dbagent next to dbctl, then $PATH)")
 	return cmd
+}
+
+// findAgent locates the dbagent binary the sandbox runs on every node.
+func findAgent(flag string) (string, error) {
+	if flag != "" {
+		if _, err := os.Stat(flag); err != nil {
+			return "", usagef("--agent-bin: %v", err)
+		}
+		return filepath.Abs(flag)
+	}
+	if self, err := os.Executable(); err == nil {
+		p := filepath.Join(filepath.Dir(self), "dbagent")
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	if p, err := exec.LookPath("dbagent"); err == nil {
+		return filepath.Abs(p)
+	}
+	return "", errors.New("dbagent binary not found next to dbctl or in $PATH; run 'make build', pass --agent-bin, or use --no-agents")
 }
 
 func loadCurrent(base string) (*sandbox.Sandbox, error) {

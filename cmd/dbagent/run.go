@@ -1,0 +1,133 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/spf13/pflag"
+
+	"github.com/dbha/dbha/internal/agent"
+	"github.com/dbha/dbha/internal/cluster"
+	"github.com/dbha/dbha/internal/config"
+	"github.com/dbha/dbha/internal/haproxy"
+	"github.com/dbha/dbha/internal/wsrep"
+)
+
+const usage = `dbagent runs on every Galera DB node and every proxy node of a dbha cluster.
+The agents form a raft group; the leader decides the writer, readers and VIP
+owner, and every agent acts on the committed decision.
+
+Usage: dbagent --config /etc/dbha/dbagent.yaml [flags]
+
+Every config key can also be set with a DBHA_* environment variable
+(node.name -> DBHA_NODE_NAME, policy.fail_after -> DBHA_POLICY_FAIL_AFTER).
+Precedence: flags, then environment, then the file. See docs/configuration.md.
+
+Flags:
+`
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := pflag.NewFlagSet("dbagent", pflag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.StringP("config", "c", "", "YAML config file")
+	check := fs.Bool("check-config", false, "validate the configuration and exit")
+	config.RegisterFlags(fs)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usage)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q (options are flags; see --help)", fs.Args())
+	}
+	cfg, err := config.Load(*cfgPath, fs)
+	if err != nil {
+		return err
+	}
+	if *check {
+		fmt.Fprintln(stdout, "configuration ok")
+		return nil
+	}
+	logger := newLogger(cfg, stderr)
+	deps := agent.Deps{Logger: logger}
+	if cfg.Has(cluster.RoleDB) {
+		cred, err := config.LoadCredentials(cfg.MySQL.CredentialsFile)
+		if err != nil {
+			return err
+		}
+		pc := wsrep.PollerConfig{
+			Node:     cluster.NodeName(cfg.Node.Name),
+			Net:      "tcp",
+			Addr:     cfg.MySQL.Addr,
+			User:     cred.User,
+			Password: cred.Password,
+			Interval: cfg.Policy.PollInterval,
+		}
+		if cfg.MySQL.Socket != "" {
+			pc.Net, pc.Addr = "unix", cfg.MySQL.Socket
+		}
+		p, err := wsrep.NewPoller(pc, wsrep.PollerDeps{Logger: logger})
+		if err != nil {
+			return err
+		}
+		deps.Observer = p
+	}
+	if cfg.Has(cluster.RoleProxy) {
+		deps.Prober = prober{}
+		switch cfg.Proxy.Driver {
+		case "haproxy":
+			d, err := haproxy.New(haproxy.Config{
+				Name:          cfg.Node.Name,
+				Socket:        cfg.Proxy.HAProxy.Socket,
+				WriterBackend: cfg.Proxy.HAProxy.WriterBackend,
+				ReaderBackend: cfg.Proxy.HAProxy.ReaderBackend,
+			}, logger)
+			if err != nil {
+				return err
+			}
+			deps.Driver = d
+		default:
+			return fmt.Errorf("proxy.driver %q is not available in this build yet", cfg.Proxy.Driver)
+		}
+	}
+	a, err := agent.New(cfg, deps)
+	if err != nil {
+		return err
+	}
+	logger.Info("dbagent starting", "node", cfg.Node.Name, "roles", cfg.Node.Roles, "raft", cfg.Raft.Bind, "api", cfg.API.Bind)
+	return a.Run(ctx)
+}
+
+func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.Log.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.Log.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// prober adapts wsrep.Prober (fixed targets) to the agent's per-call
+// targets: the DB members can change at any time.
+type prober struct{}
+
+func (prober) Probe(ctx context.Context, targets map[cluster.NodeName]string) []cluster.ProbeResult {
+	var ts []wsrep.Target
+	for n, addr := range targets {
+		ts = append(ts, wsrep.Target{Node: n, Addr: addr})
+	}
+	p, err := wsrep.NewProber(wsrep.ProberConfig{Targets: ts}, wsrep.ProberDeps{})
+	if err != nil {
+		return nil
+	}
+	return p.Probe(ctx)
+}

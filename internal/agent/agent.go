@@ -1,0 +1,307 @@
+// Package agent is dbagent's composition root: it wires the raft node, the
+// controller, the API, the wsrep poller and the proxy driver together, owns
+// their goroutines, and runs the shutdown policy.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/dbha/dbha/internal/api"
+	"github.com/dbha/dbha/internal/api/client"
+	"github.com/dbha/dbha/internal/cluster"
+	"github.com/dbha/dbha/internal/config"
+	"github.com/dbha/dbha/internal/controller"
+	"github.com/dbha/dbha/internal/planner"
+	"github.com/dbha/dbha/internal/proxy"
+	"github.com/dbha/dbha/internal/raft"
+)
+
+// Config wraps the loaded configuration.
+type Config struct{ config.Config }
+
+func (c Config) name() cluster.NodeName { return cluster.NodeName(c.Node.Name) }
+
+// Deps are injected collaborators. Nil fields get defaults.
+type Deps struct {
+	Logger *slog.Logger
+	Now    func() time.Time
+	// Driver is the proxy driver for the proxy role (built by the caller
+	// from config, so tests can pass their own).
+	Driver proxy.Driver
+	// Observer produces this DB node's observations (the db role).
+	Observer Observer
+	// Prober probes every DB node's MySQL port (the proxy role).
+	Prober Prober
+}
+
+// Observer runs a poll loop and calls out with every observation.
+type Observer interface {
+	Run(ctx context.Context, out func(cluster.Observation)) error
+}
+
+// Prober probes DB nodes' MySQL ports from this node.
+type Prober interface {
+	Probe(ctx context.Context, targets map[cluster.NodeName]string) []cluster.ProbeResult
+}
+
+// Agent is one running dbagent.
+type Agent struct {
+	cfg  Config
+	deps Deps
+	log  *slog.Logger
+	raft *raft.Node
+	ctrl *controller.Controller
+
+	mu      sync.Mutex
+	clients map[string]*client.Client
+	obs     *cluster.Observation // latest local DB observation
+	proxy   proxyState
+}
+
+type proxyState struct {
+	healthy bool
+	err     string
+	applied cluster.Epoch
+}
+
+// New builds an agent; Run starts it.
+func New(cfg config.Config, deps Deps) (*Agent, error) {
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	a := &Agent{cfg: Config{cfg}, deps: deps, log: deps.Logger.With("node", cfg.Node.Name), clients: map[string]*client.Client{}}
+	if a.cfg.Has(cluster.RoleProxy) && deps.Driver == nil {
+		return nil, fmt.Errorf("agent %s: the proxy role needs a proxy driver", cfg.Node.Name)
+	}
+	if a.cfg.Has(cluster.RoleDB) && deps.Observer == nil {
+		return nil, fmt.Errorf("agent %s: the db role needs a wsrep observer", cfg.Node.Name)
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("agent %s: data dir: %w", cfg.Node.Name, err)
+	}
+	var peers []raft.Peer
+	for _, p := range cfg.Peers() {
+		peers = append(peers, raft.Peer{Name: p.Name, RaftAddr: p.Addr})
+	}
+	node, err := raft.New(raft.Config{
+		NodeName:        a.cfg.name(),
+		BindAddr:        cfg.Raft.Bind,
+		AdvertiseAddr:   cfg.Raft.Advertise,
+		DataDir:         filepath.Join(cfg.DataDir, "raft"),
+		Peers:           peers,
+		BootstrapExpect: cfg.Raft.BootstrapExpect,
+	}, raft.Deps{Logger: deps.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("agent %s: %w", cfg.Node.Name, err)
+	}
+	a.raft = node
+	a.ctrl = controller.New(controller.Config{
+		Node:                a.cfg.name(),
+		Policy:              policyFrom(cfg),
+		KeepLeaderOffWriter: true,
+	}, controller.Deps{Raft: node, Logger: deps.Logger, Now: deps.Now, Voters: a.voters})
+	return a, nil
+}
+
+// policyFrom maps the config's policy onto the planner's.
+func policyFrom(cfg config.Config) planner.Policy {
+	return planner.Policy{
+		FailAfter:         cfg.Policy.FailAfter,
+		RecoverAfter:      cfg.Policy.RecoverAfter,
+		AgentTimeout:      cfg.Policy.AgentTimeout,
+		WriterIsReader:    cfg.Policy.WriterIsReader,
+		VIPLease:          cfg.VIP.Lease,
+		VIPKernelLifetime: cfg.VIP.KernelLifetime,
+		VIPSkew:           cfg.VIP.SkewMargin,
+	}
+}
+
+func (a *Agent) now() time.Time { return a.deps.Now() }
+
+func (a *Agent) voters() []cluster.NodeName {
+	servers, err := a.raft.Configuration()
+	if err != nil {
+		return nil
+	}
+	var out []cluster.NodeName
+	for _, s := range servers {
+		if s.Suffrage == "Voter" {
+			out = append(out, s.Name)
+		}
+	}
+	return out
+}
+
+// Run runs the agent until ctx ends, then shuts it down.
+func (a *Agent) Run(ctx context.Context) error {
+	g, ctx := errgroup.WithContext(ctx)
+	h := api.NewHandler(backend{a}, api.HandlerOptions{Logger: a.deps.Logger, Node: a.cfg.name()})
+	ln, err := net.Listen("tcp", a.cfg.API.Bind)
+	if err != nil {
+		_ = a.raft.Shutdown()
+		return fmt.Errorf("agent %s: api listen: %w", a.cfg.Node.Name, err)
+	}
+	g.Go(func() error { return api.Serve(ctx, ln, h) })
+	if sock := a.cfg.API.UnixSocket; sock != "" {
+		_ = os.Remove(sock)
+		uln, err := net.Listen("unix", sock)
+		if err != nil {
+			ln.Close()
+			_ = a.raft.Shutdown()
+			return fmt.Errorf("agent %s: api unix socket: %w", a.cfg.Node.Name, err)
+		}
+		_ = os.Chmod(sock, 0o600)
+		g.Go(func() error { return api.Serve(ctx, uln, h) })
+	}
+	g.Go(func() error {
+		err := a.raft.Run(ctx, a.ctrl.Run)
+		if errors.Is(err, raft.ErrShutdown) {
+			return nil
+		}
+		return err
+	})
+	g.Go(func() error { a.registerLoop(ctx); return nil })
+	if a.cfg.Has(cluster.RoleDB) {
+		g.Go(func() error {
+			return a.deps.Observer.Run(ctx, func(o cluster.Observation) {
+				a.mu.Lock()
+				a.obs = &o
+				a.mu.Unlock()
+				a.send(ctx, cluster.Report{From: a.cfg.name(), Sent: a.now(), DB: &o})
+			})
+		})
+	}
+	if a.cfg.Has(cluster.RoleProxy) {
+		g.Go(func() error { a.proxyLoop(ctx); return nil })
+		g.Go(func() error { a.proxyReportLoop(ctx); return nil })
+	}
+	<-ctx.Done()
+	err = g.Wait()
+	if serr := a.raft.Shutdown(); serr != nil && !errors.Is(serr, raft.ErrShutdown) {
+		err = errors.Join(err, serr)
+	}
+	if errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	return err
+}
+
+// self is this agent's member record.
+func (a *Agent) self() cluster.Member {
+	return cluster.Member{
+		Name:      a.cfg.name(),
+		Roles:     a.cfg.Roles(),
+		APIAddr:   a.cfg.API.Advertise,
+		RaftAddr:  a.cfg.Raft.Advertise,
+		MySQLAddr: a.cfg.MySQL.Addr,
+		Priority:  a.cfg.Node.Priority,
+		NoWriter:  a.cfg.Node.NoWriter,
+	}
+}
+
+// registerLoop makes sure this agent is a member: in the FSM and in the
+// raft configuration. It re-checks every few seconds (a restored snapshot
+// or a removal may undo it).
+func (a *Agent) registerLoop(ctx context.Context) {
+	t := time.NewTicker(500 * time.Millisecond)
+	defer t.Stop()
+	for {
+		me := a.self()
+		if cur, ok := a.raft.State().Members[me.Name]; !ok || cur.APIAddr != me.APIAddr || cur.RaftAddr != me.RaftAddr ||
+			cur.MySQLAddr != me.MySQLAddr || cur.Priority != me.Priority || len(cur.Roles) != len(me.Roles) {
+			if err := a.join(ctx, me); err != nil {
+				a.log.Debug("registration pending", "err", err)
+			} else {
+				a.log.Info("registered as a member")
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// join registers m through the leader, or through raft.join endpoints
+// while this agent is not in a group yet.
+func (a *Agent) join(ctx context.Context, m cluster.Member) error {
+	cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	if a.raft.IsLeader() {
+		return backend{a}.Join(cctx, m)
+	}
+	targets := []string{}
+	if l := (backend{a}).LeaderAPI(); l != "" {
+		targets = append(targets, l)
+	}
+	targets = append(targets, a.cfg.Raft.Join...)
+	var errs []error
+	for _, t := range targets {
+		c, err := a.client(t)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if err := c.Join(cctx, m); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		return nil
+	}
+	if len(errs) == 0 {
+		return errors.New("no leader known yet")
+	}
+	return errors.Join(errs...)
+}
+
+func (a *Agent) client(endpoint string) (*client.Client, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if c, ok := a.clients[endpoint]; ok {
+		return c, nil
+	}
+	c, err := client.New(endpoint, client.WithTimeout(2*time.Second))
+	if err != nil {
+		return nil, err
+	}
+	a.clients[endpoint] = c
+	return c, nil
+}
+
+// send delivers a report to the leader (directly when this agent leads).
+// Reports are best effort: the next one follows within a poll interval.
+func (a *Agent) send(ctx context.Context, r cluster.Report) {
+	if a.raft.IsLeader() {
+		if err := a.ctrl.Report(r); err != nil {
+			a.log.Debug("report to self failed", "err", err)
+		}
+		return
+	}
+	l := (backend{a}).LeaderAPI()
+	if l == "" {
+		return
+	}
+	c, err := a.client(l)
+	if err != nil {
+		return
+	}
+	cctx, cancel := context.WithTimeout(ctx, a.cfg.Policy.AgentTimeout)
+	defer cancel()
+	if err := c.Report(cctx, r); err != nil && ctx.Err() == nil {
+		a.log.Debug("report to leader failed", "leader", l, "err", err)
+	}
+}
