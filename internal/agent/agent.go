@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -62,10 +63,11 @@ type Agent struct {
 	raft *raft.Node
 	ctrl *controller.Controller
 
-	mu      sync.Mutex
-	clients map[string]*client.Client
-	obs     *cluster.Observation // latest local DB observation
-	proxy   proxyState
+	mu       sync.Mutex
+	clients  map[string]*client.Client
+	obs      *cluster.Observation // latest local DB observation
+	proxyRep *cluster.ProxyReport // latest proxy report
+	proxy    proxyState
 }
 
 type proxyState struct {
@@ -138,7 +140,7 @@ func (a *Agent) voters() []cluster.NodeName {
 	}
 	var out []cluster.NodeName
 	for _, s := range servers {
-		if s.Suffrage == "Voter" {
+		if strings.EqualFold(s.Suffrage, "voter") {
 			out = append(out, s.Name)
 		}
 	}
@@ -180,7 +182,7 @@ func (a *Agent) Run(ctx context.Context) error {
 				a.mu.Lock()
 				a.obs = &o
 				a.mu.Unlock()
-				a.send(ctx, cluster.Report{From: a.cfg.name(), Sent: a.now(), DB: &o})
+				a.send(ctx)
 			})
 		})
 	}
@@ -221,7 +223,8 @@ func (a *Agent) registerLoop(ctx context.Context) {
 	for {
 		me := a.self()
 		if cur, ok := a.raft.State().Members[me.Name]; !ok || cur.APIAddr != me.APIAddr || cur.RaftAddr != me.RaftAddr ||
-			cur.MySQLAddr != me.MySQLAddr || cur.Priority != me.Priority || len(cur.Roles) != len(me.Roles) {
+			cur.MySQLAddr != me.MySQLAddr || cur.Priority != me.Priority || len(cur.Roles) != len(me.Roles) ||
+			me.NoWriter && !cur.NoWriter {
 			if err := a.join(ctx, me); err != nil {
 				a.log.Debug("registration pending", "err", err)
 			} else {
@@ -282,9 +285,18 @@ func (a *Agent) client(endpoint string) (*client.Client, error) {
 	return c, nil
 }
 
-// send delivers a report to the leader (directly when this agent leads).
-// Reports are best effort: the next one follows within a poll interval.
-func (a *Agent) send(ctx context.Context, r cluster.Report) {
+// send delivers this agent's latest observations to the leader (directly
+// when this agent leads). One report carries both the DB observation and the
+// proxy report of a node with both roles: the leader keeps one report per
+// agent. Reports are best effort: the next one follows within a poll
+// interval.
+func (a *Agent) send(ctx context.Context) {
+	a.mu.Lock()
+	r := cluster.Report{From: a.cfg.name(), Sent: a.now(), DB: a.obs, Proxy: a.proxyRep}
+	a.mu.Unlock()
+	if r.DB == nil && r.Proxy == nil {
+		return
+	}
 	if a.raft.IsLeader() {
 		if err := a.ctrl.Report(r); err != nil {
 			a.log.Debug("report to self failed", "err", err)

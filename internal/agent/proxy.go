@@ -93,10 +93,10 @@ func (a *Agent) proxyReportLoop(ctx context.Context) {
 			cancel()
 		}
 		a.mu.Lock()
-		rep := cluster.ProxyReport{Node: a.cfg.name(), Time: a.now(), Healthy: a.proxy.healthy, Error: a.proxy.err,
+		a.proxyRep = &cluster.ProxyReport{Node: a.cfg.name(), Time: a.now(), Healthy: a.proxy.healthy, Error: a.proxy.err,
 			AppliedEpoch: a.proxy.applied, Probes: probes}
 		a.mu.Unlock()
-		a.send(ctx, cluster.Report{From: a.cfg.name(), Sent: a.now(), Proxy: &rep})
+		a.send(ctx)
 		select {
 		case <-ctx.Done():
 			return

@@ -77,7 +77,8 @@ unhealthy (status commands).`,
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newSandboxCmd())
+	addGlobalFlags(root) // persistent --endpoint and --timeout
+	root.AddCommand(newSandboxCmd(), newStatusCmd(), newEventsCmd(), newWhyCmd(), newMembersCmd())
 	return root
 }
 

@@ -27,9 +27,9 @@ Any agent can answer. A follower forwards the question to the leader, which
 holds the live observations; with --local the answering agent shows only its
 own committed view.
 
-Exit codes: 0 healthy; 3 unhealthy (no raft leader, no writer, a proxy
-unhealthy or behind the committed epoch, or no live observations); 1 the agent
-could not be reached; 2 bad usage.`,
+Exit codes: 0 healthy; 3 unhealthy (no raft leader, no writer, the VIP
+unassigned, a proxy unhealthy or behind the committed epoch, or no live
+observations); 1 the agent could not be reached; 2 bad usage.`,
 		Example: `  # Is the cluster healthy? (exit code 0 = yes, 3 = no)
   dbctl status --endpoint http://198.18.0.21:7070
 
@@ -83,6 +83,9 @@ func statusProblems(st api.Status, local bool) []string {
 	}
 	if st.Topology.Writer == "" {
 		p = append(p, fmt.Sprintf("no writer at epoch %d", st.Topology.Epoch))
+	}
+	if st.VIP.Address != "" && st.VIP.Owner == "" {
+		p = append(p, fmt.Sprintf("VIP %s has no owner", st.VIP.Address))
 	}
 	if !st.Observed {
 		if !local && st.Leader != "" {

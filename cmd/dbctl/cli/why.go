@@ -86,7 +86,7 @@ func writeWhy(w io.Writer, why api.Why) {
 		for _, r := range t.Readers {
 			readers = append(readers, string(r))
 		}
-		fmt.Fprintf(w, "  readers  %s\n", joinOrDash(readers))
+		fmt.Fprintf(w, "  readers  %s\n", orDash(strings.Join(readers, ", ")))
 		if len(t.Offline) == 0 {
 			fmt.Fprintln(w, "  offline  -")
 		}

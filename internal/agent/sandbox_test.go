@@ -1,0 +1,261 @@
+package agent_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"slices"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/dbha/dbha/internal/api"
+	"github.com/dbha/dbha/internal/api/client"
+	"github.com/dbha/dbha/internal/cluster"
+	"github.com/dbha/dbha/internal/sandbox"
+)
+
+// eventually polls cond until it returns nil or the hang guard expires.
+func eventually(t *testing.T, within time.Duration, what string, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not true after %s: %v", what, within, err)
+		}
+		time.Sleep(50 * time.Millisecond) // poll interval, not a condition
+	}
+}
+
+func status(t *testing.T, c *client.Client) (api.Status, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	return c.Status(ctx)
+}
+
+// TestAgentsOnGalera runs every agent on a real Galera sandbox.
+func TestAgentsOnGalera(t *testing.T) {
+	if testing.Short() {
+		t.Skip("sandbox test")
+	}
+	s := sandbox.Start(t, sandbox.Options{DBNodes: 3, Proxies: 2, AgentBinary: sandbox.BuildAgent(t)})
+	ctx := context.Background()
+	c, err := client.New(s.Endpoint("px1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st api.Status
+	t.Run("StatusShowsSyncedNodesOneWriterAndLeader", func(t *testing.T) {
+		eventually(t, 60*time.Second, "3 Synced nodes, one writer, a leader, proxies applied", func() error {
+			var err error
+			if st, err = status(t, c); err != nil {
+				return err
+			}
+			return healthyCluster(st, 3)
+		})
+		writers := 0
+		for _, n := range st.Nodes {
+			if n.Role == "writer" {
+				writers++
+			}
+		}
+		if writers != 1 || st.Leader == "" {
+			t.Fatalf("writers %d leader %q", writers, st.Leader)
+		}
+	})
+
+	t.Run("AgentKillDoesNotMoveWriter", func(t *testing.T) {
+		st, err := status(t, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		writer, epoch := st.Topology.Writer, st.Topology.Epoch
+		if err := s.Signal(writer, "dbagent", syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.WaitGone(ctx, writer, "dbagent", 10*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		// Wait until the leader has gone without the agent's reports for
+		// three agent timeouts (2 s each by default).
+		eventually(t, 60*time.Second, "writer's agent silent for 6 s", func() error {
+			st, err := status(t, c)
+			if err != nil {
+				return err
+			}
+			if !st.Observed {
+				return fmt.Errorf("status from %s without the leader's observations", st.Node)
+			}
+			for _, n := range st.Nodes {
+				if n.Name == writer {
+					if n.LastReport.IsZero() {
+						return fmt.Errorf("leader %s has no report from %s yet", st.Leader, writer)
+					}
+					if age := time.Since(n.LastReport); age < 6*time.Second {
+						return fmt.Errorf("last report %s ago", age.Round(time.Millisecond))
+					}
+				}
+			}
+			return nil
+		})
+		st, err = status(t, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Topology.Writer != writer || st.Topology.Epoch != epoch {
+			t.Fatalf("an agent crash moved the writer: %s@%d -> %s@%d", writer, epoch, st.Topology.Writer, st.Topology.Epoch)
+		}
+		if err := s.StartAgent(writer); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 60*time.Second, "agent back", func() error {
+			st, err := status(t, c)
+			if err != nil {
+				return err
+			}
+			return healthyCluster(st, 3)
+		})
+	})
+
+	t.Run("BadRequestsChangeNothing", func(t *testing.T) {
+		before, err := status(t, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		if err := c.Leave(cctx, "nosuchnode"); !client.IsCode(err, api.CodeNotFound) {
+			t.Errorf("leave of an unknown member: %v; want code %s", err, api.CodeNotFound)
+		}
+		bad := cluster.Member{Name: "db9", Roles: []cluster.Role{"web"}, RaftAddr: "198.18.0.19:7100"}
+		if err := c.Join(cctx, bad); !client.IsCode(err, api.CodeBadRequest) {
+			t.Errorf("join with a bad role: %v; want code %s", err, api.CodeBadRequest)
+		}
+		// A write that was already forwarded once and lands on a
+		// follower is refused, not forwarded again.
+		follower := cluster.NodeName("px2")
+		if before.Leader == follower {
+			follower = "px1"
+		}
+		req, _ := http.NewRequestWithContext(cctx, http.MethodDelete, "http://dbha/v1/members/db3", nil)
+		req.Header.Set(api.HeaderForwarded, "1")
+		hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", s.AgentSocket(follower))
+		}}}
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable {
+			t.Errorf("forwarded write to follower %s: HTTP %d; want 503", follower, resp.StatusCode)
+		}
+		after, err := status(t, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(after.Members) != len(before.Members) || after.Topology.Epoch != before.Topology.Epoch {
+			t.Errorf("bad requests changed the state: members %d -> %d, epoch %d -> %d",
+				len(before.Members), len(after.Members), before.Topology.Epoch, after.Topology.Epoch)
+		}
+	})
+
+	t.Run("WriterKillFailoverAndOldWriterReturnsAsReader", func(t *testing.T) {
+		var latencies []time.Duration
+		for run := 0; run < 5; run++ {
+			st, err := status(t, c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			old, epoch := st.Topology.Writer, st.Topology.Epoch
+			killed := time.Now()
+			if err := s.KillMariaDB(old); err != nil {
+				t.Fatal(err)
+			}
+			var next api.Status
+			eventually(t, 60*time.Second, "a new writer committed", func() error {
+				var err error
+				if next, err = status(t, c); err != nil {
+					return err
+				}
+				if next.Topology.Writer == "" || next.Topology.Writer == old {
+					return fmt.Errorf("writer %q at epoch %d", next.Topology.Writer, next.Topology.Epoch)
+				}
+				return nil
+			})
+			latencies = append(latencies, time.Since(killed))
+			if next.Topology.Epoch <= epoch {
+				t.Fatalf("epoch did not rise: %d -> %d", epoch, next.Topology.Epoch)
+			}
+			// An event records why.
+			cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+			evs, err := c.Events(cctx, 0, 1000)
+			cancel()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.ContainsFunc(evs, func(e cluster.Event) bool {
+				return e.Kind == cluster.EventFailover && e.Epoch > epoch && strings.Contains(e.Reason, string(old))
+			}) {
+				t.Fatalf("no failover event naming %s after epoch %d: %+v", old, epoch, evs)
+			}
+			newWriter := next.Topology.Writer
+			if err := s.RestartMariaDB(ctx, old); err != nil {
+				t.Fatal(err)
+			}
+			eventually(t, 120*time.Second, string(old)+" back as a reader", func() error {
+				st, err := status(t, c)
+				if err != nil {
+					return err
+				}
+				if st.Topology.Writer == old {
+					t.Fatalf("recovered old writer %s became the writer again", old)
+				}
+				if !st.Topology.IsReader(old) {
+					return fmt.Errorf("%s not a reader yet: %+v", old, st.Topology)
+				}
+				return healthyCluster(st, 3)
+			})
+			if st, err := status(t, c); err == nil && st.Topology.Writer != newWriter {
+				t.Fatalf("writer moved from %s to %s after %s returned", newWriter, st.Topology.Writer, old)
+			}
+		}
+		sort.Slice(latencies, func(i, j int) bool { return latencies[i] < latencies[j] })
+		t.Logf("figure: detect→commit latency (writer mariadbd SIGKILL to new writer committed, observed through the API): median %s over %d runs (min %s, max %s)",
+			latencies[len(latencies)/2].Round(time.Millisecond), len(latencies), latencies[0].Round(time.Millisecond), latencies[len(latencies)-1].Round(time.Millisecond))
+	})
+}
+
+// healthyCluster checks that every DB node is Synced in the leader's view,
+// that one writer is committed and that every proxy applied the epoch.
+func healthyCluster(st api.Status, dbs int) error {
+	if st.Leader == "" || !st.Observed {
+		return fmt.Errorf("no leader observations (leader %q)", st.Leader)
+	}
+	if st.Topology.Writer == "" {
+		return fmt.Errorf("no writer at epoch %d", st.Topology.Epoch)
+	}
+	synced := 0
+	for _, n := range st.Nodes {
+		if n.Wsrep != nil && n.Wsrep.LocalState == cluster.WsrepSynced && n.Health == cluster.HealthOK {
+			synced++
+		}
+	}
+	if synced != dbs {
+		return fmt.Errorf("%d of %d DB nodes Synced and reporting", synced, dbs)
+	}
+	for _, p := range st.Proxies {
+		if !p.Healthy || p.AppliedEpoch != st.Topology.Epoch {
+			return fmt.Errorf("proxy %s healthy=%v applied %d of %d", p.Name, p.Healthy, p.AppliedEpoch, st.Topology.Epoch)
+		}
+	}
+	return nil
+}
