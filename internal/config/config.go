@@ -308,6 +308,8 @@ func (c Config) Validate() error {
 	}
 	if err := checkHostPort(c.API.Bind); err != nil {
 		bad("api.bind: %v", err)
+	} else if isUnspecified(c.API.Advertise) {
+		bad("api.advertise %q: other agents cannot reach an unspecified address; set api.advertise", c.API.Advertise)
 	}
 	if c.Raft.BootstrapExpect < 0 {
 		bad("raft.bootstrap_expect %d: must be 0 or more", c.Raft.BootstrapExpect)
