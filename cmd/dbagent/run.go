@@ -13,6 +13,7 @@ import (
 	"github.com/dbha/dbha/internal/cluster"
 	"github.com/dbha/dbha/internal/config"
 	"github.com/dbha/dbha/internal/haproxy"
+	"github.com/dbha/dbha/internal/proxysql"
 	"github.com/dbha/dbha/internal/wsrep"
 )
 
@@ -94,8 +95,32 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 				return err
 			}
 			deps.Driver = d
+		case "proxysql":
+			cred, err := config.LoadCredentials(cfg.Proxy.ProxySQL.CredentialsFile)
+			if err != nil {
+				return err
+			}
+			pc := proxysql.DefaultConfig()
+			pc.Node = cluster.NodeName(cfg.Node.Name)
+			pc.Addr = cfg.Proxy.ProxySQL.Admin
+			pc.User, pc.Password = cred.User, cred.Password
+			pc.WriterHostgroup = cfg.Proxy.ProxySQL.WriterHostgroup
+			pc.ReaderHostgroup = cfg.Proxy.ProxySQL.ReaderHostgroup
+			d, err := proxysql.New(pc, logger)
+			if err != nil {
+				return err
+			}
+			// Refuse at start when ProxySQL's own Galera checker or
+			// cluster sync would fight over dbha's hostgroups. A
+			// ProxySQL that is down is not fatal: the reconciler retries.
+			if err := d.Check(ctx); errors.Is(err, proxysql.ErrConflictingManager) {
+				return err
+			} else if err != nil {
+				logger.Warn("proxysql not reachable at start; will retry", "err", err)
+			}
+			deps.Driver = d
 		default:
-			return fmt.Errorf("proxy.driver %q is not available in this build yet", cfg.Proxy.Driver)
+			return fmt.Errorf("proxy.driver %q: want haproxy or proxysql", cfg.Proxy.Driver)
 		}
 	}
 	a, err := agent.New(cfg, deps)
