@@ -31,7 +31,7 @@ Exit codes: 0 healthy; 3 unhealthy (no raft leader, no writer, the VIP
 unassigned, a proxy unhealthy or behind the committed epoch, or no live
 observations); 1 the agent could not be reached; 2 bad usage.`,
 		Example: `  # Is the cluster healthy? (exit code 0 = yes, 3 = no)
-  dbctl status --endpoint http://198.18.0.21:7070
+  dbctl status --endpoint http://198.18.0.101:7000
 
   # Which node is the writer? (for scripts)
   dbctl status -o json | jq -r .topology.writer
