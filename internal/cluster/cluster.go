@@ -45,10 +45,28 @@ type Member struct {
 // Has reports whether m carries role r.
 func (m Member) Has(r Role) bool { return slices.Contains(m.Roles, r) }
 
+// ValidName reports whether s can be a node name: 1 to 63 letters, digits,
+// '-' or '_'. Names are raft IDs, HAProxy server names and ProxySQL
+// comments, so nothing else is allowed.
+func ValidName(s string) bool {
+	if len(s) == 0 || len(s) > 63 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return true
+}
+
 // Validate checks a member registration.
 func (m Member) Validate() error {
 	if m.Name == "" {
 		return fmt.Errorf("member: empty name")
+	}
+	if !ValidName(string(m.Name)) {
+		return fmt.Errorf("member %q: names use letters, digits, '-' and '_' (1 to 63 characters)", m.Name)
 	}
 	if len(m.Roles) == 0 {
 		return fmt.Errorf("member %s: no roles", m.Name)

@@ -428,17 +428,7 @@ func joinIndented(errs []error) error {
 	return errors.New(strings.Join(msgs, "\n  "))
 }
 
-func validNodeName(s string) bool {
-	if len(s) == 0 || len(s) > 63 {
-		return false
-	}
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
-			return false
-		}
-	}
-	return true
-}
+func validNodeName(s string) bool { return cluster.ValidName(s) }
 
 func checkHostPort(s string) error {
 	if s == "" {
