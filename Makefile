@@ -21,6 +21,8 @@ demo: deps build
 	-@$(BIN)/dbctl sandbox down >/dev/null 2>&1
 	$(BIN)/dbctl sandbox up
 	$(BIN)/dbctl sandbox status
+	@./scripts/demo-wait $(BIN)/dbctl
+	$(BIN)/dbctl status
 	@./scripts/demo-help
 
 ## demo-down: stop the sandbox started by `make demo`
