@@ -39,10 +39,10 @@ mysql:
   credentials_file: {{.Run}}/monitor.cred
 {{- end}}
 {{- if .Proxy}}
-proxy:
-  driver: haproxy
-  haproxy:
-    socket: {{.Dir}}/haproxy.sock
+{{.ProxyYAML}}
+vip:
+  address: {{.VIP}}/{{.PrefixLen}}
+  interface: eth0
 {{- end}}
 log:
   level: info
@@ -92,6 +92,8 @@ func (s *Sandbox) writeAgentConfigs() error {
 			"Name": n.Name, "Roles": roles, "Priority": 100, "Dir": dir, "Run": s.State.Dir,
 			"Addr": n.Addr, "RaftPort": AgentRaftPort, "APIPort": AgentAPIPort,
 			"Peers": strings.Join(peers, ", "), "DB": n.Kind == KindDB, "Proxy": n.Kind == KindProxy,
+			"VIP": VIP, "PrefixLen": PrefixLen,
+			"ProxyYAML": s.proxyYAML(n), // proxysql.go: haproxy or proxysql driver
 		})
 		f.Close()
 		if err != nil {

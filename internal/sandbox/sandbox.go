@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/dbha/dbha/internal/cluster"
+	"github.com/dbha/dbha/internal/proxysql/proxysqltest"
 )
 
 // Kind is what a sandbox node runs.
@@ -74,6 +75,21 @@ type Options struct {
 	// and the proxies run HAProxy driven by their agents. Without it the
 	// proxies run a static HAProxy config that sends writes to db1.
 	AgentBinary string
+	// HAProxyMySQLCheck, for the static config (no AgentBinary), makes
+	// the writer backend the common HAProxy-only Galera setup: every DB
+	// node with `check inter 2000 fall 3 rise 2`, db1 active and the
+	// others backup, checked by `option mysql-check user haproxy_check`
+	// (which ignores Galera state). It is the baseline benchmarks compare
+	// dbha against.
+	HAProxyMySQLCheck bool
+	// ProxySQLBin, when set, runs that ProxySQL binary in every proxy
+	// namespace instead of HAProxy (proxysql.go; docs/proxysql.md), and
+	// the proxy agents use the proxysql driver.
+	ProxySQLBin string
+	// ProxySQLStandIn, for tests only, serves a proxysqltest admin
+	// stand-in from the calling process inside every proxy namespace
+	// instead of HAProxy; it routes no client traffic. Needs AgentBinary.
+	ProxySQLStandIn bool
 	// Log receives progress lines; nil discards them.
 	Log io.Writer
 }
@@ -94,6 +110,9 @@ func (o Options) Validate() (warnings []string, err error) {
 	}
 	if o.Prefix != "" && (len(o.Prefix) > 10 || !validName(o.Prefix)) {
 		errs = append(errs, fmt.Errorf("prefix %q: want 1 to 10 characters from [a-z0-9]", o.Prefix))
+	}
+	if err := o.validateProxySQL(); err != nil {
+		errs = append(errs, err)
 	}
 	return warnings, errors.Join(errs...)
 }
@@ -125,6 +144,11 @@ type State struct {
 	Created     time.Time `json:"created"`
 	Nodes       []*Node   `json:"nodes"`
 	AgentBinary string    `json:"agent_binary,omitempty"`
+	// HAProxyMySQLCheck is Options.HAProxyMySQLCheck.
+	HAProxyMySQLCheck bool `json:"haproxy_mysql_check,omitempty"`
+	// ProxySQLBin and ProxySQLStandIn are the Options of the same names.
+	ProxySQLBin     string `json:"proxysql_bin,omitempty"`
+	ProxySQLStandIn bool   `json:"proxysql_stand_in,omitempty"`
 	// OwnDir is true when the sandbox created Dir and removes it on Down.
 	OwnDir bool `json:"own_dir"`
 }
@@ -133,6 +157,9 @@ type State struct {
 type Sandbox struct {
 	State State
 	log   io.Writer
+	// standIns are the ProxySQL admin stand-ins (ProxySQLStandIn); they
+	// live in this process, not in state.json.
+	standIns map[cluster.NodeName]*proxysqltest.Server
 }
 
 // StateFile is the name of the state file inside the run dir.
@@ -183,7 +210,8 @@ func Up(ctx context.Context, o Options) (_ *Sandbox, err error) {
 	if s.log == nil {
 		s.log = io.Discard
 	}
-	s.State = State{Prefix: o.Prefix, Hub: o.Prefix + "-hub", Created: time.Now().UTC(), AgentBinary: o.AgentBinary}
+	s.State = State{Prefix: o.Prefix, Hub: o.Prefix + "-hub", Created: time.Now().UTC(), AgentBinary: o.AgentBinary, HAProxyMySQLCheck: o.HAProxyMySQLCheck,
+		ProxySQLBin: o.ProxySQLBin, ProxySQLStandIn: o.ProxySQLStandIn}
 	if o.AgentBinary != "" {
 		if _, err := os.Stat(o.AgentBinary); err != nil {
 			return nil, fmt.Errorf("sandbox up: dbagent binary: %w (run make build)", err)
@@ -356,6 +384,10 @@ func (s *Sandbox) Down(ctx context.Context) error {
 				errs = append(errs, err)
 			}
 		}
+	}
+	// ProxySQL stand-ins after the agents that use them.
+	if err := s.closeStandIns(); err != nil {
+		errs = append(errs, err)
 	}
 	for _, ns := range s.Namespaces() {
 		for _, pid := range pidsInNamespace(ns) {

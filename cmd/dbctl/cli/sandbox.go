@@ -110,6 +110,7 @@ func newSandboxUpCmd() *cobra.Command {
 	cmd.Flags().IntVar(&o.Proxies, "proxies", 2, "number of proxy nodes")
 	cmd.Flags().BoolVar(&noAgents, "no-agents", false, "run no dbagent; HAProxy gets a static config that sends writes to db1")
 	cmd.Flags().StringVar(&agentBin, "agent-bin", "", "dbagent binary (default: dbagent next to dbctl, then $PATH)")
+	cmd.Flags().StringVar(&o.ProxySQLBin, "proxysql-bin", os.Getenv("DBHA_PROXYSQL_BIN"), "run this ProxySQL binary on the proxy nodes instead of HAProxy (default $DBHA_PROXYSQL_BIN; see docs/proxysql.md)")
 	return cmd
 }
 

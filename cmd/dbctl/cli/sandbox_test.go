@@ -35,6 +35,7 @@ func TestSandboxBadInput(t *testing.T) {
 		{[]string{"sandbox", "up", "--db", "0"}, ExitUsage, "--db 0: want 1 to 9"},
 		{[]string{"sandbox", "up", "--proxies", "0"}, ExitUsage, "--proxies 0"},
 		{[]string{"sandbox", "up", "extra"}, ExitUsage, "takes no arguments"},
+		{[]string{"sandbox", "up", "--proxysql-bin", "/nonexistent/proxysql"}, ExitUsage, "--proxysql-bin: stat /nonexistent/proxysql"},
 		{[]string{"sandbox", "status", "-o", "yaml"}, ExitUsage, `--output "yaml"`},
 	}
 	for _, c := range cases {

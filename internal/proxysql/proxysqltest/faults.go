@@ -90,14 +90,15 @@ func (s *Server) matchFaultLocked(stmt string) *fault {
 
 // LoggedStatement is one statement the stand-in received.
 type LoggedStatement struct {
-	Session uint64 // admin session it came in on, numbered from 1
-	Text    string // exactly as sent
+	Session uint64    // admin session it came in on, numbered from 1
+	Text    string    // exactly as sent
+	At      time.Time // when the stand-in received it
 }
 
 func (s *Server) logStatement(session uint64, q string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.stmtLog = append(s.stmtLog, LoggedStatement{Session: session, Text: q})
+	s.stmtLog = append(s.stmtLog, LoggedStatement{Session: session, Text: q, At: time.Now()})
 }
 
 // Log returns every statement received since the start or the last

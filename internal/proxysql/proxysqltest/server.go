@@ -45,6 +45,8 @@ type options struct {
 	dataDir        string
 	statsLinger    time.Duration
 	logger         *slog.Logger
+	listenAddr     string
+	listen         func(addr string) (net.Listener, error)
 }
 
 // Option configures a Server.
@@ -67,6 +69,14 @@ func WithStatsLinger(d time.Duration) Option { return func(o *options) { o.stats
 
 // WithLogger sets the stand-in's logger (default: discard).
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// WithListenFunc makes the stand-in listen on addr with listen instead of
+// on a free 127.0.0.1 port with net.Listen. Restart calls listen again with
+// the same address. The sandbox uses it to serve the admin interface
+// inside a proxy node's network namespace (sandbox.ListenIn).
+func WithListenFunc(addr string, listen func(addr string) (net.Listener, error)) Option {
+	return func(o *options) { o.listenAddr, o.listen = addr, listen }
+}
 
 // Server is a running stand-in. Its methods are safe for concurrent use.
 type Server struct {
@@ -116,7 +126,8 @@ func Start(t testing.TB, opts ...Option) *Server {
 	return s
 }
 
-// NewServer starts a stand-in on a free 127.0.0.1 port. Close it when done.
+// NewServer starts a stand-in on a free 127.0.0.1 port (or where
+// WithListenFunc says). Close it when done.
 func NewServer(opts ...Option) (*Server, error) {
 	o := options{user: DefaultUser, password: DefaultPassword, statsLinger: 300 * time.Millisecond}
 	for _, f := range opts {
@@ -124,6 +135,10 @@ func NewServer(opts ...Option) (*Server, error) {
 	}
 	if o.logger == nil {
 		o.logger = slog.New(slog.DiscardHandler)
+	}
+	if o.listen == nil {
+		o.listenAddr = "127.0.0.1:0"
+		o.listen = func(addr string) (net.Listener, error) { return net.Listen("tcp", addr) }
 	}
 	s := &Server{opts: o, checksums: map[string]*checksum{}, conns: map[net.Conn]struct{}{}}
 	if s.opts.dataDir == "" {
@@ -139,7 +154,7 @@ func NewServer(opts ...Option) (*Server, error) {
 	s.provider = server.NewInMemoryProvider()
 	s.provider.AddUser(o.user, o.password)
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := o.listen(o.listenAddr)
 	if err != nil {
 		s.cleanupDir()
 		return nil, fmt.Errorf("proxysqltest: listen: %w", err)
@@ -395,7 +410,7 @@ func (s *Server) Restart() error {
 	// not released it yet.
 	deadline := time.Now().Add(2 * time.Second)
 	for {
-		ln, err = net.Listen("tcp", s.addr)
+		ln, err = s.opts.listen(s.addr)
 		if err == nil || time.Now().After(deadline) {
 			break
 		}
