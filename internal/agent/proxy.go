@@ -33,9 +33,23 @@ func (a *Agent) proxyLoop(ctx context.Context) {
 	defer t.Stop()
 	backoff := time.Duration(0)
 	var nextTry time.Time
+	synced := false
 	for {
 		st, changed := a.raft.Watch()
-		if st.Topology.Epoch > 0 && !a.now().Before(nextTry) {
+		a.mu.Lock()
+		applied := a.proxy.applied
+		a.mu.Unlock()
+		// Apply only a state this agent knows to be current: after a
+		// restart the FSM replays old epochs (from its snapshot and log)
+		// before it learns the leader's commit index, and applying one of
+		// those would route writes to an old writer next to proxies that
+		// route to the new one. So the first apply waits until the local
+		// FSM has reached the epoch the leader has committed; after that
+		// the FSM only moves forward. Never go back to an older epoch.
+		if !synced {
+			synced = a.reachedLeaderEpoch(ctx, st.Topology.Epoch)
+		}
+		if synced && st.Topology.Epoch > 0 && st.Topology.Epoch >= applied && !a.now().Before(nextTry) {
 			err := a.applyRouting(ctx, st)
 			a.mu.Lock()
 			if err != nil {
@@ -61,6 +75,33 @@ func (a *Agent) proxyLoop(ctx context.Context) {
 		case <-t.C:
 		}
 	}
+}
+
+// reachedLeaderEpoch reports whether the local FSM's epoch has reached the
+// epoch the leader has committed (asked over the API, leader's own view).
+func (a *Agent) reachedLeaderEpoch(ctx context.Context, local cluster.Epoch) bool {
+	if a.raft.IsLeader() {
+		return true
+	}
+	l := (backend{a}).LeaderAPI()
+	if l == "" {
+		return false
+	}
+	c, err := a.client(l)
+	if err != nil {
+		return false
+	}
+	cctx, cancel := context.WithTimeout(ctx, a.cfg.Policy.AgentTimeout)
+	defer cancel()
+	st, err := c.LocalStatus(cctx)
+	if err != nil || !st.IsLeader {
+		return false
+	}
+	if local < st.Topology.Epoch {
+		a.log.Info("waiting for the local state to catch up before driving the proxy", "epoch", local, "leader_epoch", st.Topology.Epoch)
+		return false
+	}
+	return true
 }
 
 func (a *Agent) applyRouting(ctx context.Context, st cluster.State) error {
