@@ -43,6 +43,9 @@ type Deps struct {
 	Observer Observer
 	// Prober probes every DB node's MySQL port (the proxy role).
 	Prober Prober
+	// VIP holds the VIP on a proxy node with vip.address set. Nil means
+	// internal/vip built from the config.
+	VIP VIPActuator
 }
 
 // Observer runs a poll loop and calls out with every observation.
@@ -62,6 +65,7 @@ type Agent struct {
 	log  *slog.Logger
 	raft *raft.Node
 	ctrl *controller.Controller
+	vip  VIPActuator // nil without a VIP to hold
 
 	mu       sync.Mutex
 	clients  map[string]*client.Client
@@ -94,9 +98,18 @@ func New(cfg config.Config, deps Deps) (*Agent, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("agent %s: data dir: %w", cfg.Node.Name, err)
 	}
+	v, err := newVIP(cfg, deps)
+	if err != nil {
+		return nil, err
+	}
+	a.vip = v
 	var peers []raft.Peer
 	for _, p := range cfg.Peers() {
 		peers = append(peers, raft.Peer{Name: p.Name, RaftAddr: p.Addr})
+	}
+	if len(peers) == 0 && cfg.Raft.BootstrapExpect == 1 {
+		// A single agent forms a group of one.
+		peers = []raft.Peer{{Name: cluster.NodeName(cfg.Node.Name), RaftAddr: cfg.Raft.Advertise}}
 	}
 	node, err := raft.New(raft.Config{
 		NodeName:        a.cfg.name(),
@@ -107,6 +120,9 @@ func New(cfg config.Config, deps Deps) (*Agent, error) {
 		BootstrapExpect: cfg.Raft.BootstrapExpect,
 	}, raft.Deps{Logger: deps.Logger})
 	if err != nil {
+		if a.vip != nil {
+			_ = a.vip.Close()
+		}
 		return nil, fmt.Errorf("agent %s: %w", cfg.Node.Name, err)
 	}
 	a.raft = node
@@ -189,6 +205,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	if a.cfg.Has(cluster.RoleProxy) {
 		g.Go(func() error { a.proxyLoop(ctx); return nil })
 		g.Go(func() error { a.proxyReportLoop(ctx); return nil })
+	}
+	if a.vip != nil {
+		g.Go(func() error { a.vipLoop(ctx); return nil })
 	}
 	<-ctx.Done()
 	err = g.Wait()

@@ -255,3 +255,20 @@ func (b backend) LeaderAPI() string {
 	}
 	return ""
 }
+
+// RenewVIP answers a VIP lease renewal (leader only).
+func (b backend) RenewVIP(ctx context.Context, node cluster.NodeName) (api.VIPLease, error) {
+	a := b.a
+	if !a.raft.IsLeader() {
+		return api.VIPLease{}, api.ErrNotLeader
+	}
+	ok, why, err := a.ctrl.RenewVIP(node)
+	if err != nil {
+		if errors.Is(err, controller.ErrNotLeading) {
+			return api.VIPLease{}, fmt.Errorf("renew vip for %s: %w", node, api.ErrNotLeader)
+		}
+		return api.VIPLease{}, fmt.Errorf("renew vip for %s: %w", node, err)
+	}
+	st := a.raft.State()
+	return api.VIPLease{Granted: ok, Owner: st.VIP.Owner, LeaseEpoch: st.VIP.LeaseEpoch, Reason: why}, nil
+}

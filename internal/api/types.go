@@ -131,6 +131,9 @@ type Backend interface {
 	Join(ctx context.Context, m cluster.Member) error          // leader only
 	Leave(ctx context.Context, name cluster.NodeName) error    // leader only
 	Health(ctx context.Context, role string) Health            // local committed view
+	// RenewVIP answers a VIP lease renewal from node (leader only). A
+	// refused renewal is a VIPLease with Granted false, not an error.
+	RenewVIP(ctx context.Context, node cluster.NodeName) (VIPLease, error)
 	// LeaderAPI returns the leader's API address ("" when unknown).
 	LeaderAPI() string
 }

@@ -78,7 +78,7 @@ unhealthy (status commands).`,
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	addGlobalFlags(root) // persistent --endpoint and --timeout
-	root.AddCommand(newSandboxCmd(), newStatusCmd(), newEventsCmd(), newWhyCmd(), newMembersCmd())
+	root.AddCommand(newSandboxCmd(), newStatusCmd(), newEventsCmd(), newWhyCmd(), newMembersCmd(), newVIPCmd())
 	return root
 }
 

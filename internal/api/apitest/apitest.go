@@ -16,7 +16,7 @@ import (
 
 // Call is one recorded Backend call.
 type Call struct {
-	Method string // Status, Events, Why, Report, Join, Leave, Health
+	Method string // Status, Events, Why, Report, Join, Leave, Health, RenewVIP
 	Arg    any    // the argument: nil, [2]any{since, limit}, Epoch, Report, Member, NodeName, role
 }
 
@@ -30,6 +30,7 @@ type Backend struct {
 	health    map[string]api.Health
 	errs      map[string]error
 	leaderAPI string
+	vipLease  api.VIPLease
 	calls     []Call
 }
 
@@ -78,7 +79,7 @@ func (b *Backend) SetHealth(h api.Health) {
 	b.health[h.Role] = h
 }
 
-// SetErr makes method (Status, Events, Why, Report, Join or Leave) return
+// SetErr makes method (Status, Events, Why, Report, Join, Leave or RenewVIP) return
 // err; nil clears it.
 func (b *Backend) SetErr(method string, err error) {
 	b.mu.Lock()
@@ -237,4 +238,20 @@ func HealthyStatus(now time.Time) api.Status {
 		VIP:      api.VIPStatus{Address: "198.18.0.100", Owner: "px1", LeaseEpoch: 3, LeaseAge: 150 * time.Millisecond},
 		Observed: true,
 	}
+}
+
+// SetVIPLease sets the answer of RenewVIP (errors come from SetErr).
+func (b *Backend) SetVIPLease(l api.VIPLease) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.vipLease = l
+}
+
+func (b *Backend) RenewVIP(ctx context.Context, node cluster.NodeName) (api.VIPLease, error) {
+	if err := b.record("RenewVIP", node); err != nil {
+		return api.VIPLease{}, err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.vipLease, nil
 }

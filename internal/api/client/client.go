@@ -300,3 +300,12 @@ func codeForStatus(status int) string {
 		return api.CodeInternal
 	}
 }
+
+// RenewVIP renews node's VIP lease with the leader (through this agent,
+// which forwards it). A refused renewal is a VIPLease with Granted false
+// and a nil error.
+func (c *Client) RenewVIP(ctx context.Context, node cluster.NodeName) (api.VIPLease, error) {
+	var l api.VIPLease
+	err := c.do(ctx, http.MethodPost, api.PathVIPRenew, nil, api.VIPRenewRequest{Node: node}, &l)
+	return l, err
+}
