@@ -172,17 +172,29 @@ func (a *Agent) Run(ctx context.Context) error {
 		_ = a.raft.Shutdown()
 		return fmt.Errorf("agent %s: api listen: %w", a.cfg.Node.Name, err)
 	}
-	g.Go(func() error { return api.Serve(ctx, ln, h) })
+	// Requests still running when the agent stops (a forward to a leader
+	// that is stopping too) are cut off after a grace period; that is not
+	// a failure of the agent.
+	serve := func(l net.Listener) error {
+		err := api.Serve(ctx, l, h)
+		if err != nil && ctx.Err() != nil {
+			a.log.Warn("api stopped with requests still running", "err", err)
+			return nil
+		}
+		return err
+	}
+	g.Go(func() error { return serve(ln) })
 	if sock := a.cfg.API.UnixSocket; sock != "" {
-		_ = os.Remove(sock)
-		uln, err := net.Listen("unix", sock)
+		// api.Listen removes a stale socket a killed agent left behind,
+		// and refuses one that another agent still answers on.
+		uln, err := api.Listen("unix://" + sock)
 		if err != nil {
 			ln.Close()
 			_ = a.raft.Shutdown()
 			return fmt.Errorf("agent %s: api unix socket: %w", a.cfg.Node.Name, err)
 		}
 		_ = os.Chmod(sock, 0o600)
-		g.Go(func() error { return api.Serve(ctx, uln, h) })
+		g.Go(func() error { return serve(uln) })
 	}
 	g.Go(func() error {
 		err := a.raft.Run(ctx, a.ctrl.Run)
