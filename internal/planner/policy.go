@@ -28,11 +28,10 @@ type Policy struct {
 	VIPSkew time.Duration
 }
 
-// DefaultPolicy returns the defaults: three bad polls to fail, three good
-// polls to recover (750 ms each at the default 250 ms poll interval), a 1 s
-// agent timeout, and a 1 s lease with a 1 s kernel lifetime (valid_lft counts
-// whole seconds) plus a 100 ms skew, so a dead VIP owner is replaced about
-// 1.1 s after its last renewal.
+// DefaultPolicy is the baseline the planner's tests and golden scenarios
+// run with. dbagent does not use it: the agent's policy comes from its
+// configuration, whose defaults are written once in internal/config and
+// documented in docs/configuration.md.
 func DefaultPolicy() Policy {
 	return Policy{
 		FailAfter:         3,
