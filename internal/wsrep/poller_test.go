@@ -35,12 +35,6 @@ func (r *recorder) all() []cluster.Observation {
 	return append([]cluster.Observation(nil), r.obs...)
 }
 
-func (r *recorder) len() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.obs)
-}
-
 // waitFor polls until an observation at index from or later satisfies ok,
 // and returns its index.
 func (r *recorder) waitFor(t *testing.T, from int, timeout time.Duration, what string, ok func(cluster.Observation) bool) int {
