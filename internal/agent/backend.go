@@ -272,3 +272,43 @@ func (b backend) RenewVIP(ctx context.Context, node cluster.NodeName) (api.VIPLe
 	st := a.raft.State()
 	return api.VIPLease{Granted: ok, Owner: st.VIP.Owner, LeaseEpoch: st.VIP.LeaseEpoch, Reason: why}, nil
 }
+
+// MoveVIP starts a planned VIP move (leader only).
+func (b backend) MoveVIP(ctx context.Context, to cluster.NodeName) (api.VIPMove, error) {
+	a := b.a
+	if !a.raft.IsLeader() {
+		return api.VIPMove{}, api.ErrNotLeader
+	}
+	mv, err := a.ctrl.MoveVIP(to)
+	switch {
+	case err == nil:
+		return api.VIPMove{To: mv.To, From: mv.From, Since: mv.Since}, nil
+	case errors.Is(err, controller.ErrNotLeading):
+		return api.VIPMove{}, fmt.Errorf("move vip to %s: %w", to, api.ErrNotLeader)
+	case errors.Is(err, controller.ErrVIPMoveUnknownTarget):
+		return api.VIPMove{}, fmt.Errorf("%w: %w", api.ErrNotFound, err)
+	case errors.Is(err, controller.ErrVIPMoveRefused):
+		return api.VIPMove{}, fmt.Errorf("%w: %w", api.ErrConflict, err)
+	default:
+		return api.VIPMove{}, fmt.Errorf("move vip to %s: %w", to, err)
+	}
+}
+
+// ReleaseVIP records a proxy's confirmation that it removed the VIP (leader
+// only).
+func (b backend) ReleaseVIP(ctx context.Context, node cluster.NodeName, leaseEpoch uint64) error {
+	a := b.a
+	if !a.raft.IsLeader() {
+		return api.ErrNotLeader
+	}
+	if err := a.ctrl.ReleaseVIP(node, leaseEpoch); err != nil {
+		switch {
+		case errors.Is(err, controller.ErrNotLeading):
+			return fmt.Errorf("release vip from %s: %w", node, api.ErrNotLeader)
+		case errors.Is(err, controller.ErrVIPReleaseStale):
+			return fmt.Errorf("%w: %w", api.ErrConflict, err)
+		}
+		return fmt.Errorf("release vip from %s: %w", node, err)
+	}
+	return nil
+}

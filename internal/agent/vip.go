@@ -146,6 +146,11 @@ func (a *Agent) vipLoop(ctx context.Context) {
 			a.log.Error("vip release on shutdown failed", "vip", a.cfg.VIP.Address, "err", err)
 		} else {
 			a.log.Info("vip released on shutdown", "vip", a.cfg.VIP.Address)
+			// Tell the leader, so it can hand the VIP over at once
+			// instead of waiting for the lease to run out.
+			if err := a.confirmVIPRelease(rctx, a.raft.State().VIP.LeaseEpoch); err != nil {
+				a.log.Warn("vip release confirmation on shutdown failed; the leader waits for the lease", "err", err)
+			}
 		}
 		cancel()
 	} else {
@@ -218,6 +223,33 @@ func (a *Agent) renewVIP(ctx context.Context, node cluster.NodeName) (api.VIPLea
 	return c.RenewVIP(cctx, node)
 }
 
+// vipReleaseAttempts bounds how often the enforcer tries to confirm one
+// release to the leader. A lost confirmation only costs a lease wait.
+const vipReleaseAttempts = 3
+
+// confirmVIPRelease tells the leader that this node removed the VIP address
+// (POST /v1/vip/release) while the committed lease epoch was epoch: through
+// the controller when this agent leads, else over the leader's API. Call it
+// only after Ensure(false) succeeded, with the epoch of the state that made
+// this node let go.
+func (a *Agent) confirmVIPRelease(ctx context.Context, epoch uint64) error {
+	me := a.cfg.name()
+	if a.raft.IsLeader() {
+		return backend{a}.ReleaseVIP(ctx, me, epoch)
+	}
+	leader := (backend{a}).LeaderAPI()
+	if leader == "" {
+		return fmt.Errorf("confirm vip release from %s: %w", me, api.ErrNoLeader)
+	}
+	c, err := a.client(leader)
+	if err != nil {
+		return fmt.Errorf("confirm vip release from %s: %w", me, err)
+	}
+	cctx, cancel := context.WithTimeout(ctx, max(a.cfg.VIP.Lease/2, a.cfg.VIP.RenewInterval))
+	defer cancel()
+	return c.ReleaseVIP(cctx, me, epoch)
+}
+
 // vipEnforceLoop is the level-triggered reconciler: the address is present
 // only while this node is the committed owner and holds an unexpired lease
 // for the committed lease epoch. It re-checks on every grant, every FSM
@@ -239,11 +271,23 @@ func (a *Agent) vipEnforceLoop(ctx context.Context, l *vipLease) {
 	var applied uint64 // the grant generation last applied with Ensure(true)
 	var held, known bool
 	var lastErr string
+	// A node that loses ownership removes the address and then confirms
+	// the release to the leader, which may then hand the VIP over without
+	// waiting for this node's lease (a planned move).
+	var wasOwner bool
+	releaseTries := 0 // confirmation attempts left
 	for {
 		st, changed := a.raft.Watch()
 		until, epoch, gen, answered := l.get()
 		now := a.now()
 		owner := st.VIP.Owner == me
+		switch {
+		case owner:
+			releaseTries = 0
+		case wasOwner:
+			releaseTries = vipReleaseAttempts
+		}
+		wasOwner = owner
 		want := owner && epoch == st.VIP.LeaseEpoch && now.Before(until)
 		// A restarted agent (on_stop: retain) leaves a retained address
 		// alone until the leader first answers, for at most one lease:
@@ -283,6 +327,20 @@ func (a *Agent) vipEnforceLoop(ctx context.Context, l *vipLease) {
 					}
 				}
 				held, known = want, true
+			}
+			if err == nil && !want && !owner && releaseTries > 0 {
+				releaseTries--
+				if cerr := a.confirmVIPRelease(ctx, st.VIP.LeaseEpoch); cerr != nil {
+					if errors.Is(cerr, api.ErrConflict) {
+						releaseTries = 0 // stale: the leader moved on
+					}
+					if ctx.Err() == nil {
+						a.log.Debug("vip release confirmation failed", "tries_left", releaseTries, "err", cerr)
+					}
+				} else {
+					releaseTries = 0
+					a.log.Info("vip release confirmed to the leader", "vip", a.cfg.VIP.Address, "owner", st.VIP.Owner)
+				}
 			}
 		}
 		if want {

@@ -79,6 +79,8 @@ func NewHandler(b Backend, opts HandlerOptions) http.Handler {
 	h.mux.HandleFunc("POST "+PathMembers, h.join)
 	h.mux.HandleFunc("DELETE "+PathMembers+"/{name}", h.leave)
 	h.mux.HandleFunc("POST "+PathVIPRenew, h.renewVIP)
+	h.mux.HandleFunc("POST "+PathVIPMove, h.moveVIP)
+	h.mux.HandleFunc("POST "+PathVIPRelease, h.releaseVIP)
 	h.mux.HandleFunc("GET "+PathHealthWriter, h.health(RoleWriter))
 	h.mux.HandleFunc("GET "+PathHealthReader, h.health(RoleReader))
 	h.mux.HandleFunc("/", h.fallback)

@@ -134,6 +134,14 @@ type Backend interface {
 	// RenewVIP answers a VIP lease renewal from node (leader only). A
 	// refused renewal is a VIPLease with Granted false, not an error.
 	RenewVIP(ctx context.Context, node cluster.NodeName) (VIPLease, error)
+	// MoveVIP starts a planned VIP move to node to (leader only; see
+	// PathVIPMove): ErrNotFound for a non-member, ErrConflict for a target
+	// that is not an eligible proxy or owns the VIP already.
+	MoveVIP(ctx context.Context, to cluster.NodeName) (VIPMove, error)
+	// ReleaseVIP records node's confirmation that it removed the VIP
+	// address at lease epoch leaseEpoch (leader only; see PathVIPRelease):
+	// ErrConflict when leaseEpoch is not the committed one.
+	ReleaseVIP(ctx context.Context, node cluster.NodeName, leaseEpoch uint64) error
 	// LeaderAPI returns the leader's API address ("" when unknown).
 	LeaderAPI() string
 }

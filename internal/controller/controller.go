@@ -44,7 +44,13 @@ type Config struct {
 	// leader runs on the writer's node (DESIGN §3: a dead writer node would
 	// otherwise cost an election on the failover path).
 	KeepLeaderOffWriter bool
+	// VIPMoveTimeout bounds a planned VIP move (dbctl vip move): a move not
+	// done by then is dropped with an event. Default DefaultVIPMoveTimeout.
+	VIPMoveTimeout time.Duration
 }
+
+// DefaultVIPMoveTimeout is Config.VIPMoveTimeout when it is zero.
+const DefaultVIPMoveTimeout = 10 * time.Second
 
 // Deps are the controller's collaborators.
 type Deps struct {
@@ -60,10 +66,17 @@ type Controller struct {
 	cfg  Config
 	deps Deps
 
+	// stepMu serializes Step: two concurrent plans of the same state
+	// would both commit the next epoch, and the second would fail as
+	// stale (the tests call Step while Run may step too).
+	stepMu sync.Mutex
+
 	mu          sync.Mutex
 	leading     bool
 	reports     map[cluster.NodeName]planner.Received
 	vipRenewals map[cluster.NodeName]time.Time
+	vipReleased map[cluster.NodeName]time.Time
+	vipMove     *VIPMove
 	lastWhy     []string
 	lastMove    time.Time
 	wake        chan struct{}
@@ -77,6 +90,9 @@ func New(cfg Config, deps Deps) *Controller {
 	if cfg.ApplyTimeout <= 0 {
 		cfg.ApplyTimeout = 5 * time.Second
 	}
+	if cfg.VIPMoveTimeout <= 0 {
+		cfg.VIPMoveTimeout = DefaultVIPMoveTimeout
+	}
 	if deps.Now == nil {
 		deps.Now = time.Now
 	}
@@ -87,6 +103,7 @@ func New(cfg Config, deps Deps) *Controller {
 		cfg: cfg, deps: deps,
 		reports:     map[cluster.NodeName]planner.Received{},
 		vipRenewals: map[cluster.NodeName]time.Time{},
+		vipReleased: map[cluster.NodeName]time.Time{},
 		wake:        make(chan struct{}, 1),
 	}
 }
@@ -150,6 +167,8 @@ type Snapshot struct {
 	Leading     bool
 	Reports     map[cluster.NodeName]planner.Received
 	VIPRenewals map[cluster.NodeName]time.Time
+	VIPReleased map[cluster.NodeName]time.Time
+	VIPMove     *VIPMove // the planned VIP move in progress, if any
 	Why         []string
 }
 
@@ -157,7 +176,13 @@ type Snapshot struct {
 func (c *Controller) Snapshot() Snapshot {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return Snapshot{Leading: c.leading, Reports: maps.Clone(c.reports), VIPRenewals: maps.Clone(c.vipRenewals), Why: slices.Clone(c.lastWhy)}
+	snap := Snapshot{Leading: c.leading, Reports: maps.Clone(c.reports), VIPRenewals: maps.Clone(c.vipRenewals),
+		VIPReleased: maps.Clone(c.vipReleased), Why: slices.Clone(c.lastWhy)}
+	if c.vipMove != nil {
+		m := *c.vipMove
+		snap.VIPMove = &m
+	}
+	return snap
 }
 
 func (c *Controller) inputLocked() planner.Input {
@@ -166,9 +191,18 @@ func (c *Controller) inputLocked() planner.Input {
 		State:       c.deps.Raft.State(),
 		Reports:     maps.Clone(c.reports),
 		VIPRenewals: maps.Clone(c.vipRenewals),
+		VIPReleased: maps.Clone(c.vipReleased),
+		VIPMoveTo:   c.moveToLocked(),
 		LeaderSince: c.deps.Raft.LeaderSince(),
 		Policy:      c.cfg.Policy,
 	}
+}
+
+func (c *Controller) moveToLocked() cluster.NodeName {
+	if c.vipMove == nil {
+		return ""
+	}
+	return c.vipMove.To
 }
 
 // Run is the leader loop. raft.Node.Run calls it under a context that ends
@@ -178,12 +212,16 @@ func (c *Controller) Run(ctx context.Context) {
 	c.leading = true
 	c.reports = map[cluster.NodeName]planner.Received{}
 	c.vipRenewals = map[cluster.NodeName]time.Time{}
+	c.vipReleased = map[cluster.NodeName]time.Time{}
+	c.vipMove = nil
 	c.mu.Unlock()
 	defer func() {
 		c.mu.Lock()
 		c.leading = false
 		c.reports = map[cluster.NodeName]planner.Received{}
 		c.vipRenewals = map[cluster.NodeName]time.Time{}
+		c.vipReleased = map[cluster.NodeName]time.Time{}
+		c.vipMove = nil
 		c.mu.Unlock()
 	}()
 	log := c.deps.Logger.With("node", c.cfg.Node)
@@ -208,6 +246,11 @@ func (c *Controller) Run(ctx context.Context) {
 // the first failed command: the next step plans again from the committed
 // state.
 func (c *Controller) Step(ctx context.Context) error {
+	c.stepMu.Lock()
+	defer c.stepMu.Unlock()
+	if err := c.settleVIPMove(ctx); err != nil {
+		return err
+	}
 	c.mu.Lock()
 	in := c.inputLocked()
 	c.mu.Unlock()
@@ -221,6 +264,13 @@ func (c *Controller) Step(ctx context.Context) error {
 		cancel()
 		if err != nil {
 			return fmt.Errorf("commit %T: %w", cmd, err)
+		}
+		if v, ok := cmd.(cluster.SetVIPOwner); ok && v.VIP.Owner != "" {
+			// A release the new owner confirmed earlier is history now:
+			// it must not count against the lease it is about to take.
+			c.mu.Lock()
+			delete(c.vipReleased, v.VIP.Owner)
+			c.mu.Unlock()
 		}
 		c.logCommitted(cmd, d.Why)
 	}

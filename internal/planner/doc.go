@@ -82,16 +82,31 @@
 // A proxy member is fit for the VIP when it is not in maintenance or
 // draining and its fresh report says its proxy is healthy. It is eligible
 // to be given the VIP when it is fit and has applied at least the committed
-// epoch. With no owner, the VIP goes at once to the eligible proxy with the
-// lowest name. A fit owner keeps it, even while it lags one apply behind a
+// epoch (VIPEligible). With no owner, the VIP goes to the eligible proxy
+// with the lowest name (or to the target of a planned move), but only once
+// no other proxy may still hold it: for every proxy whose renewal this
+// leader answered, that renewal plus the wait below must be past, unless
+// the proxy confirmed a release after it (Input.VIPReleased); and a leader
+// that took office less than one wait ago does not know who held the VIP
+// last, so with a lease epoch above zero it waits that long. A fit owner keeps it, even while it lags one apply behind a
 // new epoch: otherwise every failover would make a just-chosen owner
 // ineligible until its next report and move the VIP again. An owner that is
 // not fit keeps the VIP until its lease has surely run out: the later of its
 // last answered renewal and the time this leader took office, plus the
 // longer of the agent lease and the kernel address lifetime, plus the skew
-// margin. Only then does the VIP move to the eligible proxy with the lowest
-// name, or to nobody. Each move raises the lease epoch by one and carries a
-// vip event.
+// margin, or its confirmed release after its last renewal (an owner that
+// shut down with vip.on_stop: release). Only then does the VIP move to the
+// eligible proxy with the lowest name, or to nobody. Each move raises the
+// lease epoch by one and carries a vip event.
+//
+// A planned move (Input.VIPMoveTo, from dbctl vip move) never has two
+// holders: when the target is eligible and not the owner, Plan first
+// commits the release (owner empty, event "planned move to px2: releasing
+// px1"), in a round without a topology change so that the target has
+// applied the epoch it is judged by; then, with no owner, it assigns the
+// target under the rule above: at once when the old owner confirmed its
+// release, else after its last renewal plus the wait. A target that is not
+// eligible is refused with the reason in Why.
 //
 // For the wait to end, the leader must stop answering the renewals of an
 // owner that is not fit; CanRenewVIP says when to answer. The agent must add

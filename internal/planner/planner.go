@@ -26,6 +26,15 @@ type Input struct {
 	VIPRenewals map[cluster.NodeName]time.Time
 	// LeaderSince is when this leader took office.
 	LeaderSince time.Time
+	// VIPMoveTo is the target of a planned VIP move (dbctl vip move), or
+	// empty. The leader's controller keeps it in memory until the move is
+	// done, abandoned or timed out.
+	VIPMoveTo cluster.NodeName
+	// VIPReleased holds, per proxy, when this leader last received its
+	// confirmation that it removed the VIP address. A confirmation received
+	// after the proxy's last answered renewal ends that proxy's lease at
+	// once.
+	VIPReleased map[cluster.NodeName]time.Time
 	Policy      Policy
 }
 
@@ -67,7 +76,7 @@ func Plan(in Input) Decision {
 		d.Why = append(d.Why, fmt.Sprintf("topology: routing unchanged at epoch %d", cur.Epoch))
 	}
 
-	vipCmd, vipWhy := planVIP(in, p, cur.Epoch, epoch)
+	vipCmd, vipWhy := planVIP(in, p, cur.Epoch, epoch, epoch != cur.Epoch)
 	d.Why = append(d.Why, vipWhy...)
 	if vipCmd != nil {
 		d.Commands = append(d.Commands, *vipCmd)

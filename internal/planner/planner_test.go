@@ -317,14 +317,52 @@ func TestPlanVIP(t *testing.T) {
 			want: "px1", change: true},
 		{name: "assign skips an unhealthy proxy", mods: []mod{func(in *Input) {
 			in.State.VIP.Owner = ""
+			clear(in.VIPRenewals) // px1's old lease is over
 			in.Reports["px1"] = proxyReport("px1", false, 5, dbNames, nil, in.Now)
 		}}, want: "px2", change: true},
 		{name: "assign skips a proxy behind on epochs", mods: []mod{func(in *Input) {
 			in.State.VIP.Owner = ""
+			clear(in.VIPRenewals) // px1's old lease is over
 			in.Reports["px1"] = proxyReport("px1", true, 4, dbNames, nil, in.Now)
 		}}, want: "px2", change: true},
-		{name: "assign skips a draining proxy", mods: []mod{func(in *Input) { in.State.VIP.Owner = "" },
+		{name: "assign skips a draining proxy", mods: []mod{func(in *Input) { in.State.VIP.Owner = ""; clear(in.VIPRenewals) },
 			member("px1", func(m *cluster.Member) { m.Draining = true })}, want: "px2", change: true},
+		{name: "no owner waits for another proxy's live lease", mods: []mod{func(in *Input) {
+			in.State.VIP.Owner = ""
+			in.VIPRenewals["px1"] = in.Now.Add(-wait + time.Millisecond)
+			in.Reports["px1"] = proxyReport("px1", false, 5, dbNames, nil, in.Now)
+		}}},
+		{name: "no owner assigns once the other lease ran out", mods: []mod{func(in *Input) {
+			in.State.VIP.Owner = ""
+			in.VIPRenewals["px1"] = in.Now.Add(-wait)
+			in.Reports["px1"] = proxyReport("px1", false, 5, dbNames, nil, in.Now)
+		}}, want: "px2", change: true},
+		{name: "no owner assigns at once after a confirmed release", mods: []mod{func(in *Input) {
+			in.State.VIP.Owner = ""
+			in.VIPRenewals["px1"] = in.Now.Add(-100 * time.Millisecond)
+			in.VIPReleased = map[cluster.NodeName]time.Time{"px1": in.Now.Add(-50 * time.Millisecond)}
+			in.Reports["px1"] = proxyReport("px1", false, 5, dbNames, nil, in.Now)
+		}}, want: "px2", change: true},
+		{name: "a release older than the last renewal does not count", mods: []mod{func(in *Input) {
+			in.State.VIP.Owner = ""
+			in.VIPRenewals["px1"] = in.Now.Add(-100 * time.Millisecond)
+			in.VIPReleased = map[cluster.NodeName]time.Time{"px1": in.Now.Add(-200 * time.Millisecond)}
+			in.Reports["px1"] = proxyReport("px1", false, 5, dbNames, nil, in.Now)
+		}}},
+		{name: "new leader with no owner waits a full lease", mods: []mod{func(in *Input) {
+			in.State.VIP.Owner = ""
+			clear(in.VIPRenewals)
+			in.LeaderSince = in.Now.Add(-wait + time.Millisecond)
+		}}},
+		{name: "no owner ever: a new leader assigns at once", mods: []mod{func(in *Input) {
+			in.State.VIP = cluster.VIPState{}
+			clear(in.VIPRenewals)
+			in.LeaderSince = in.Now
+		}}, want: "px1", change: true},
+		{name: "owner that confirmed its release is replaced at once", mods: []mod{func(in *Input) {
+			in.VIPRenewals["px1"] = in.Now.Add(-100 * time.Millisecond)
+			in.VIPReleased = map[cluster.NodeName]time.Time{"px1": in.Now.Add(-50 * time.Millisecond)}
+		}}, want: "px2", change: true},
 		{name: "no owner and nobody eligible", mods: []mod{func(in *Input) { in.State.VIP.Owner = "" }, silence("px1"), silence("px2")}},
 		{name: "wait while the lost owner's lease may live", mods: []mod{silence("px1"),
 			func(in *Input) { in.VIPRenewals["px1"] = in.Now.Add(-wait + time.Millisecond) }}},

@@ -144,6 +144,21 @@ func genInput(t *rapid.T) Input {
 	if !oneIn(t, 4, "no_owner") {
 		s.VIP.Owner = rapid.SampledFrom(ghosts).Draw(t, "owner")
 	}
+	// Release confirmations, before or after the proxy's last renewal.
+	in.VIPReleased = map[cluster.NodeName]time.Time{}
+	for _, px := range proxies {
+		if oneIn(t, 3, "released_"+string(px)) {
+			in.VIPReleased[px] = now.Add(-time.Duration(rapid.IntRange(0, 3000).Draw(t, "release_ms")) * time.Millisecond)
+		}
+	}
+	switch rapid.IntRange(0, 5).Draw(t, "move") {
+	case 0:
+		in.VIPMoveTo = rapid.SampledFrom(ghosts).Draw(t, "move_to")
+	case 1, 2:
+		if len(proxies) > 0 {
+			in.VIPMoveTo = rapid.SampledFrom(proxies).Draw(t, "move_to_proxy")
+		}
+	}
 	if len(dbs) >= 2 && oneIn(t, 4, "grant") {
 		j := rapid.IntRange(0, len(dbs)-1).Draw(t, "joiner")
 		d := (j + rapid.IntRange(1, len(dbs)-1).Draw(t, "donor_off")) % len(dbs)
@@ -285,10 +300,43 @@ func checkInvariants(t *rapid.T, in Input, d Decision) {
 	}
 
 	// VIP.
+	checkVIPInvariants(t, in, d, next.Epoch)
+}
+
+// leaseMayLive is the test's own statement of the handover rule: proxy n
+// may still hold the VIP when this leader answered a renewal from n less
+// than VIPWait ago and n confirmed no release after it.
+func leaseMayLive(in Input, n cluster.NodeName) bool {
+	r, ok := in.VIPRenewals[n]
+	if !ok {
+		return false
+	}
+	if rel, ok := in.VIPReleased[n]; ok && rel.After(r) {
+		return false
+	}
+	return in.Now.Before(r.Add(in.Policy.VIPWait()))
+}
+
+// handoverAllowed says whether a new owner to may be committed now.
+func handoverAllowed(in Input, to cluster.NodeName) bool {
+	for n := range in.VIPRenewals {
+		if n != to && leaseMayLive(in, n) {
+			return false
+		}
+	}
+	if in.State.VIP.Owner == "" && in.State.VIP.LeaseEpoch > 0 && in.Now.Before(in.LeaderSince.Add(in.Policy.VIPWait())) {
+		return false
+	}
+	return true
+}
+
+func checkVIPInvariants(t *rapid.T, in Input, d Decision, eventEpoch cluster.Epoch) {
 	owner := in.State.VIP.Owner
 	v, moved := vipOf(d)
 	anyEligible := slices.ContainsFunc(membersWith(in.State.Members, cluster.RoleProxy),
 		func(m cluster.Member) bool { return eligibleProxy(in, m.Name) && m.Name != owner })
+	_, topoChanged := topoOf(d)
+	planned := in.VIPMoveTo != "" && in.VIPMoveTo != owner && eligibleProxy(in, in.VIPMoveTo)
 	if moved {
 		if v.VIP.LeaseEpoch != in.State.VIP.LeaseEpoch+1 {
 			t.Fatalf("lease epoch %d after %d", v.VIP.LeaseEpoch, in.State.VIP.LeaseEpoch)
@@ -299,23 +347,50 @@ func checkInvariants(t *rapid.T, in Input, d Decision) {
 		if v.VIP.Owner != "" && !eligibleProxy(in, v.VIP.Owner) {
 			t.Fatalf("new vip owner %s is not an eligible proxy", v.VIP.Owner)
 		}
-		if v.VIP.Owner == "" && anyEligible {
-			t.Fatal("vip released although a proxy is eligible")
+		// The safety property: a new owner is never committed while
+		// another proxy's lease may live.
+		if v.VIP.Owner != "" && !handoverAllowed(in, v.VIP.Owner) {
+			t.Fatalf("vip given to %s while another proxy's lease may live (renewals %v, releases %v, leader since %v)",
+				v.VIP.Owner, in.VIPRenewals, in.VIPReleased, in.LeaderSince)
 		}
-		if owner != "" {
+		if v.VIP.Owner == "" && anyEligible && !planned {
+			t.Fatal("vip released although a proxy is eligible and no move is planned")
+		}
+		if v.VIP.Owner == "" && planned && topoChanged {
+			t.Fatal("planned move released the vip in a round that changes the topology")
+		}
+		if owner != "" && v.VIP.Owner != "" {
 			base := later(in.VIPRenewals[owner], in.LeaderSince)
-			if in.Now.Before(base.Add(in.Policy.VIPWait())) {
+			if rel, ok := in.VIPReleased[owner]; !(ok && rel.After(in.VIPRenewals[owner]) && !rel.Before(in.LeaderSince)) &&
+				in.Now.Before(base.Add(in.Policy.VIPWait())) {
 				t.Fatalf("vip moved from %s before its lease ran out", owner)
 			}
-			if ok, _ := CanRenewVIP(in, owner); ok {
+			if ok, _ := CanRenewVIP(in, owner); ok && !released(in, owner) {
 				t.Fatalf("vip moved from %s, which may still renew", owner)
 			}
 		}
-		if v.Event == nil || v.Event.Kind != cluster.EventVIP || v.Event.Epoch != next.Epoch {
+		if owner == "" && planned && v.VIP.Owner != in.VIPMoveTo {
+			t.Fatalf("vip given to %s, not to the planned target %s", v.VIP.Owner, in.VIPMoveTo)
+		}
+		if v.Event == nil || v.Event.Kind != cluster.EventVIP || v.Event.Epoch != eventEpoch {
 			t.Fatalf("bad vip event %+v", v.Event)
 		}
 	} else if owner == "" && anyEligible {
-		t.Fatal("no owner, an eligible proxy, and no assignment")
+		// Only the handover rule may hold back an assignment.
+		to := in.VIPMoveTo
+		if !planned {
+			for _, m := range membersWith(in.State.Members, cluster.RoleProxy) {
+				if eligibleProxy(in, m.Name) {
+					to = m.Name
+					break
+				}
+			}
+		}
+		if handoverAllowed(in, to) {
+			t.Fatal("no owner, an eligible proxy, no lease in the way, and no assignment")
+		}
+	} else if planned && owner != "" && !topoChanged {
+		t.Fatalf("planned move to %s did not release %s", in.VIPMoveTo, owner)
 	}
 }
 
@@ -405,7 +480,7 @@ func cloneState(s cluster.State) cluster.State {
 // TestPropertyGeneratorCoverage guards the property tests against a
 // generator that never reaches the interesting cases.
 func TestPropertyGeneratorCoverage(t *testing.T) {
-	var writers, failovers, vipMoves, noWriter int
+	var writers, failovers, vipMoves, noWriter, plannedReleases, heldBack int
 	// Five rounds of the default 100 checks: cheap, and enough that a
 	// sound generator never misses a case by bad luck.
 	for range 5 {
@@ -423,10 +498,22 @@ func TestPropertyGeneratorCoverage(t *testing.T) {
 					writers++
 				}
 			}
-			if _, ok := vipOf(d); ok {
+			if v, ok := vipOf(d); ok {
 				vipMoves++
+				if v.VIP.Owner == "" && v.Event.Inputs["planned_move"] == "releasing" {
+					plannedReleases++
+				}
+			} else if in.State.VIP.Owner == "" && strings.Contains(strings.Join(d.Why, "\n"), "waiting before assigning") {
+				heldBack++
 			}
 		})
+	}
+	// Planned releases are rare here (the target must be eligible in a
+	// round without a topology change); TestPropertyVIPHandover covers
+	// them.
+	t.Logf("planned releases=%d assignments held back by a live lease=%d", plannedReleases, heldBack)
+	if heldBack == 0 {
+		t.Fatalf("generator misses vip handover cases: held back=%d", heldBack)
 	}
 	t.Logf("writers=%d failovers=%d vip moves=%d no_writer=%d", writers, failovers, vipMoves, noWriter)
 	if writers == 0 || failovers == 0 || vipMoves == 0 || noWriter == 0 {

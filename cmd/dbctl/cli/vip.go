@@ -17,10 +17,10 @@ const vipEventsShown = 5
 func newVIPCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "vip",
-		Short: "Show the floating VIP's owner and lease",
+		Short: "Show or move the floating VIP",
 		Args:  noArgs,
 	}
-	cmd.AddCommand(newVIPStatusCmd())
+	cmd.AddCommand(newVIPStatusCmd(), newVIPMoveCmd())
 	return cmd
 }
 

@@ -16,7 +16,7 @@ import (
 
 // Call is one recorded Backend call.
 type Call struct {
-	Method string // Status, Events, Why, Report, Join, Leave, Health, RenewVIP
+	Method string // Status, Events, Why, Report, Join, Leave, Health, RenewVIP, MoveVIP, ReleaseVIP
 	Arg    any    // the argument: nil, [2]any{since, limit}, Epoch, Report, Member, NodeName, role
 }
 
@@ -31,6 +31,7 @@ type Backend struct {
 	errs      map[string]error
 	leaderAPI string
 	vipLease  api.VIPLease
+	onMove    func(to cluster.NodeName) (api.VIPMove, error)
 	calls     []Call
 }
 
@@ -79,7 +80,8 @@ func (b *Backend) SetHealth(h api.Health) {
 	b.health[h.Role] = h
 }
 
-// SetErr makes method (Status, Events, Why, Report, Join, Leave or RenewVIP) return
+// SetErr makes method (Status, Events, Why, Report, Join, Leave, RenewVIP,
+// MoveVIP or ReleaseVIP) return
 // err; nil clears it.
 func (b *Backend) SetErr(method string, err error) {
 	b.mu.Lock()
@@ -254,4 +256,38 @@ func (b *Backend) RenewVIP(ctx context.Context, node cluster.NodeName) (api.VIPL
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.vipLease, nil
+}
+
+// OnMoveVIP sets what MoveVIP does after SetErr's error, if any: f may
+// change the fake's status (to play the move) and returns the answer. Nil
+// (the default) answers a VIPMove to the target from the status's owner.
+func (b *Backend) OnMoveVIP(f func(to cluster.NodeName) (api.VIPMove, error)) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.onMove = f
+}
+
+// UpdateStatus changes the answer of Status in place, under the fake's lock.
+func (b *Backend) UpdateStatus(f func(*api.Status)) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	f(&b.status)
+}
+
+func (b *Backend) MoveVIP(ctx context.Context, to cluster.NodeName) (api.VIPMove, error) {
+	if err := b.record("MoveVIP", to); err != nil {
+		return api.VIPMove{}, err
+	}
+	b.mu.Lock()
+	f, from := b.onMove, b.status.VIP.Owner
+	b.mu.Unlock()
+	if f != nil {
+		return f(to)
+	}
+	return api.VIPMove{To: to, From: from}, nil
+}
+
+// ReleaseVIP records an api.VIPReleaseRequest as the call's Arg.
+func (b *Backend) ReleaseVIP(ctx context.Context, node cluster.NodeName, leaseEpoch uint64) error {
+	return b.record("ReleaseVIP", api.VIPReleaseRequest{Node: node, LeaseEpoch: leaseEpoch})
 }

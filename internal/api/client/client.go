@@ -309,3 +309,19 @@ func (c *Client) RenewVIP(ctx context.Context, node cluster.NodeName) (api.VIPLe
 	err := c.do(ctx, http.MethodPost, api.PathVIPRenew, nil, api.VIPRenewRequest{Node: node}, &l)
 	return l, err
 }
+
+// MoveVIP asks the leader (through this agent, which forwards it) to move
+// the VIP to node to. The move runs in the background: poll Status until
+// the VIP's owner is to. Errors match api.ErrNotFound (not a member) and
+// api.ErrConflict (not an eligible proxy, or the owner already).
+func (c *Client) MoveVIP(ctx context.Context, to cluster.NodeName) (api.VIPMove, error) {
+	var mv api.VIPMove
+	err := c.do(ctx, http.MethodPost, api.PathVIPMove, nil, api.VIPMoveRequest{To: to}, &mv)
+	return mv, err
+}
+
+// ReleaseVIP tells the leader that node removed the VIP address while the
+// committed lease epoch was leaseEpoch. A stale epoch is api.ErrConflict.
+func (c *Client) ReleaseVIP(ctx context.Context, node cluster.NodeName, leaseEpoch uint64) error {
+	return c.do(ctx, http.MethodPost, api.PathVIPRelease, nil, api.VIPReleaseRequest{Node: node, LeaseEpoch: leaseEpoch}, nil)
+}
