@@ -4,7 +4,7 @@ BIN       := bin
 GOTEST_TIMEOUT ?= 40m
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build deps demo demo-down test test-short lint fmt clean
+.PHONY: all build deps demo demo-down test test-short bench-vip lint fmt clean
 
 all: build
 
@@ -36,6 +36,10 @@ test: build
 ## test-short: unit tests only, no namespaces
 test-short:
 	$(GO) test -count=1 -short ./...
+
+## bench-vip: VIP failover, dbha vs keepalived, on sandboxes (root, minutes; docs/benchmarks.md)
+bench-vip:
+	DBHA_BENCH=1 $(GO) test -count=1 -v -run 'TestBenchVIP' -timeout 30m ./tests/bench/
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
