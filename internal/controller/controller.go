@@ -298,11 +298,11 @@ func (c *Controller) logCommitted(cmd cluster.Command, why []string) {
 	}
 }
 
-// placeLeader hands raft leadership to another voter, preferring proxy
-// nodes, when this leader runs on the committed writer's node. It tries at
-// most once every 5 s.
+// placeLeader hands raft leadership to another voter when this leader
+// runs on the writer's or the VIP owner's node (planner.PlaceLeader
+// decides). It tries at most once every 5 s.
 func (c *Controller) placeLeader(ctx context.Context, st cluster.State) {
-	if st.Topology.Writer != c.cfg.Node || c.deps.Voters == nil {
+	if c.deps.Voters == nil {
 		return
 	}
 	now := c.deps.Now()
@@ -311,33 +311,24 @@ func (c *Controller) placeLeader(ctx context.Context, st cluster.State) {
 		c.mu.Unlock()
 		return
 	}
-	c.lastMove = now
-	fresh := func(n cluster.NodeName) bool {
-		r, ok := c.reports[n]
-		return ok && now.Sub(r.At) < c.cfg.Policy.AgentTimeout
-	}
-	var proxies, others []cluster.NodeName
+	var fresh []cluster.NodeName
 	for _, v := range c.deps.Voters() {
-		if v == c.cfg.Node || !fresh(v) {
-			continue
+		if r, ok := c.reports[v]; ok && now.Sub(r.At) < c.cfg.Policy.AgentTimeout {
+			fresh = append(fresh, v)
 		}
-		if m, ok := st.Members[v]; ok && m.Has(cluster.RoleProxy) {
-			proxies = append(proxies, v)
-		} else {
-			others = append(others, v)
-		}
+	}
+	to, move := planner.PlaceLeader(st, c.cfg.Node, fresh)
+	if move {
+		c.lastMove = now
 	}
 	c.mu.Unlock()
-	slices.Sort(proxies)
-	slices.Sort(others)
-	targets := append(proxies, others...)
-	if len(targets) == 0 {
+	if !move {
 		return
 	}
-	c.deps.Logger.Info("moving raft leadership off the writer's node", "node", c.cfg.Node, "to", targets[0])
+	c.deps.Logger.Info("moving raft leadership off the writer's or VIP owner's node", "node", c.cfg.Node, "to", to)
 	tctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	if err := c.deps.Raft.TransferLeadership(tctx, targets[0]); err != nil {
-		c.deps.Logger.Warn("leadership transfer failed", "node", c.cfg.Node, "to", targets[0], "err", err)
+	if err := c.deps.Raft.TransferLeadership(tctx, to); err != nil {
+		c.deps.Logger.Warn("leadership transfer failed", "node", c.cfg.Node, "to", to, "err", err)
 	}
 }
