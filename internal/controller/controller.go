@@ -268,8 +268,11 @@ func (c *Controller) Step(ctx context.Context) error {
 		if v, ok := cmd.(cluster.SetVIPOwner); ok && v.VIP.Owner != "" {
 			// A release the new owner confirmed earlier is history now:
 			// it must not count against the lease it is about to take.
+			// Likewise a renewal from an earlier term of ownership: the
+			// planner must not read it as "stopped renewing".
 			c.mu.Lock()
 			delete(c.vipReleased, v.VIP.Owner)
+			delete(c.vipRenewals, v.VIP.Owner)
 			c.mu.Unlock()
 		}
 		c.logCommitted(cmd, d.Why)

@@ -200,6 +200,10 @@ func TestMoveVIPAbandonedAndTimedOut(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
+			// The owner is alive: it keeps renewing its lease.
+			if ok, why, err := c.RenewVIP("px1"); err != nil || !ok {
+				t.Fatalf("renewal from px1: %v %s", err, why)
+			}
 		}
 		stall()
 		step(t, c)

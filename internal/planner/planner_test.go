@@ -327,6 +327,16 @@ func TestPlanVIP(t *testing.T) {
 		}}, want: "px2", change: true},
 		{name: "assign skips a draining proxy", mods: []mod{func(in *Input) { in.State.VIP.Owner = ""; clear(in.VIPRenewals) },
 			member("px1", func(m *cluster.Member) { m.Draining = true })}, want: "px2", change: true},
+		{name: "an owner that stopped renewing is replaced once its lease wait is over", mods: []mod{func(in *Input) {
+			in.VIPRenewals["px1"] = in.Now.Add(-wait) // report still fresh, renewals stopped
+		}}, want: "px2", change: true},
+		{name: "an owner that stopped renewing keeps it until the wait is over", mods: []mod{func(in *Input) {
+			in.VIPRenewals["px1"] = in.Now.Add(-DefaultPolicy().VIPLease - time.Millisecond)
+		}}},
+		{name: "a new leader does not judge renewals it could not have heard", mods: []mod{func(in *Input) {
+			in.VIPRenewals["px1"] = in.Now.Add(-wait)
+			in.LeaderSince = in.Now.Add(-DefaultPolicy().VIPLease / 2)
+		}}},
 		{name: "no owner waits for another proxy's live lease", mods: []mod{func(in *Input) {
 			in.State.VIP.Owner = ""
 			in.VIPRenewals["px1"] = in.Now.Add(-wait + time.Millisecond)

@@ -212,6 +212,15 @@ func planVIP(in Input, p Policy, committed, eventEpoch cluster.Epoch, topoChange
 	if ownerFit && released(in, owner) {
 		ownerFit, ownerWhy = false, "confirmed it released the vip"
 	}
+	// An owner whose renewals stopped reaching this leader for longer than
+	// its lease has dropped the address by its own rule (or is dead), even
+	// if its last report is still within agent_timeout. Judge it only once
+	// this leader has been in office for a full lease, so that it had the
+	// chance to hear renewals.
+	if renewed, ok := in.VIPRenewals[owner]; ownerFit && ok && in.Now.Sub(renewed) > p.VIPLease &&
+		in.Now.Sub(in.LeaderSince) > p.VIPLease {
+		ownerFit, ownerWhy = false, fmt.Sprintf("stopped renewing its lease (last renewal %s ago)", in.Now.Sub(renewed))
+	}
 	// The owner keeps the VIP while it is fit, even if it lags behind the
 	// committed epoch: every topology change would otherwise make a new
 	// owner ineligible until its next report, and move the VIP again.
