@@ -55,6 +55,8 @@ var (
 	ErrMissingCapability = errors.New("missing capability")
 	// ErrClosed is returned by operations on a closed VIP.
 	ErrClosed = errors.New("vip closed")
+	// ErrOutsideSubnet: the VIP is in none of the interface's subnets.
+	ErrOutsideSubnet = errors.New("vip outside the interface's subnets")
 )
 
 // Config says which address to hold, where, and how to announce it.

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"runtime"
 	"strings"
@@ -128,6 +129,8 @@ func (v *VIP) Check() error {
 	if link, err := v.link(); err != nil {
 		errs = append(errs, err)
 	} else if err := checkEthernet(link); err != nil {
+		errs = append(errs, err)
+	} else if err := v.checkSubnet(link); err != nil {
 		errs = append(errs, err)
 	}
 	if len(errs) > 0 {
@@ -328,6 +331,30 @@ func (v *VIP) link() (netlink.Link, error) {
 		return nil, fmt.Errorf("look up interface %s: %w", v.cfg.Interface, err)
 	}
 	return link, nil
+}
+
+// checkSubnet requires one of the interface's own IPv4 addresses to share
+// the VIP's subnet: a VIP outside every subnet of the interface would be
+// announced on a segment where clients cannot route to it.
+func (v *VIP) checkSubnet(link netlink.Link) error {
+	addrs, err := v.nl.AddrList(link, netlink.FAMILY_V4)
+	if err != nil {
+		return fmt.Errorf("list addresses of %s: %w", v.cfg.Interface, err)
+	}
+	var have []string
+	for _, a := range addrs {
+		ip, ok := netip.AddrFromSlice(a.IP.To4())
+		if !ok || ip == v.cfg.Address.Addr() {
+			continue // the VIP itself does not count
+		}
+		ones, _ := a.Mask.Size()
+		p := netip.PrefixFrom(ip, ones).Masked()
+		if p.Contains(v.cfg.Address.Addr()) {
+			return nil
+		}
+		have = append(have, netip.PrefixFrom(ip, ones).String())
+	}
+	return fmt.Errorf("%w: %s is in none of the subnets of %s %v", ErrOutsideSubnet, v.cfg.Address, v.cfg.Interface, have)
 }
 
 // find returns the kernel's copy of the VIP on link, matched by address

@@ -316,6 +316,20 @@ func TestCheckAndErrors(t *testing.T) {
 		t.Fatalf("release on missing interface must succeed: %v", err)
 	}
 
+	good := newVIP(t, px1, func(*Config) {})
+	if err := good.Check(); err != nil {
+		t.Fatalf("check of a VIP inside eth0's subnet: %v", err)
+	}
+	outside := newVIP(t, px1, func(c *Config) { c.Address = netip.MustParsePrefix("198.19.5.5/24") })
+	if err := outside.Check(); !errors.Is(err, ErrOutsideSubnet) {
+		t.Fatalf("check of a VIP outside eth0's subnet: %v, want ErrOutsideSubnet", err)
+	} else {
+		t.Logf("check error: %v", err)
+	}
+	if held, err := outside.Held(); err != nil || held {
+		t.Fatalf("a refused VIP is held=%v (%v)", held, err)
+	}
+
 	lo := newVIP(t, px1, func(c *Config) { c.Interface = "lo"; c.Label = "" })
 	err = lo.Check()
 	if !errors.Is(err, ErrNotEthernet) {
