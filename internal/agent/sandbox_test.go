@@ -17,6 +17,7 @@ import (
 
 	"github.com/dbha/dbha/cmd/dbctl/cli"
 	"github.com/dbha/dbha/internal/api"
+	"github.com/dbha/dbha/internal/api/apitest"
 	"github.com/dbha/dbha/internal/api/client"
 	"github.com/dbha/dbha/internal/cluster"
 	"github.com/dbha/dbha/internal/sandbox"
@@ -265,28 +266,5 @@ func TestAgentsOnGalera(t *testing.T) {
 	})
 }
 
-// healthyCluster checks that every DB node is Synced in the leader's view,
-// that one writer is committed and that every proxy applied the epoch.
-func healthyCluster(st api.Status, dbs int) error {
-	if st.Leader == "" || !st.Observed {
-		return fmt.Errorf("no leader observations (leader %q)", st.Leader)
-	}
-	if st.Topology.Writer == "" {
-		return fmt.Errorf("no writer at epoch %d", st.Topology.Epoch)
-	}
-	synced := 0
-	for _, n := range st.Nodes {
-		if n.Wsrep != nil && n.Wsrep.LocalState == cluster.WsrepSynced && n.Health == cluster.HealthOK {
-			synced++
-		}
-	}
-	if synced != dbs {
-		return fmt.Errorf("%d of %d DB nodes Synced and reporting", synced, dbs)
-	}
-	for _, p := range st.Proxies {
-		if !p.Healthy || p.AppliedEpoch != st.Topology.Epoch {
-			return fmt.Errorf("proxy %s healthy=%v applied %d of %d", p.Name, p.Healthy, p.AppliedEpoch, st.Topology.Epoch)
-		}
-	}
-	return nil
-}
+// healthyCluster is apitest.Settled, shared by every sandbox test.
+func healthyCluster(st api.Status, dbs int) error { return apitest.Settled(st, dbs) }

@@ -14,6 +14,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/dbha/dbha/internal/api"
+	"github.com/dbha/dbha/internal/api/apitest"
 	"github.com/dbha/dbha/internal/api/client"
 	"github.com/dbha/dbha/internal/cluster"
 	"github.com/dbha/dbha/internal/sandbox"
@@ -100,7 +101,7 @@ func dbhaRouting(t *testing.T, s *sandbox.Sandbox) routing {
 				if st, err = status(); err != nil {
 					return err
 				}
-				return healthy(st, 3)
+				return apitest.Settled(st, 3)
 			})
 			return st.Topology.Writer
 		},
@@ -129,7 +130,7 @@ func dbhaRouting(t *testing.T, s *sandbox.Sandbox) routing {
 				if !st.Topology.IsReader(victim) {
 					return fmt.Errorf("%s not a reader at epoch %d", victim, st.Topology.Epoch)
 				}
-				return healthy(st, 3)
+				return apitest.Settled(st, 3)
 			})
 		},
 	}
@@ -437,32 +438,6 @@ func proxyDB(t *testing.T, s *sandbox.Sandbox) *sql.DB {
 	db.SetMaxIdleConns(0)
 	t.Cleanup(func() { db.Close() })
 	return db
-}
-
-// healthy checks that every DB node is Synced in the leader's view, that
-// a writer is committed and that every proxy applied the epoch.
-func healthy(st api.Status, dbs int) error {
-	if st.Leader == "" || !st.Observed {
-		return fmt.Errorf("no leader observations (leader %q)", st.Leader)
-	}
-	if st.Topology.Writer == "" {
-		return fmt.Errorf("no writer at epoch %d", st.Topology.Epoch)
-	}
-	synced := 0
-	for _, n := range st.Nodes {
-		if n.Wsrep != nil && n.Wsrep.LocalState == cluster.WsrepSynced && n.Health == cluster.HealthOK {
-			synced++
-		}
-	}
-	if synced != dbs {
-		return fmt.Errorf("%d of %d DB nodes Synced and reporting", synced, dbs)
-	}
-	for _, p := range st.Proxies {
-		if !p.Healthy || p.AppliedEpoch != st.Topology.Epoch {
-			return fmt.Errorf("proxy %s healthy=%v applied %d of %d", p.Name, p.Healthy, p.AppliedEpoch, st.Topology.Epoch)
-		}
-	}
-	return nil
 }
 
 // waitFor polls cond until it returns nil or the hang guard expires.
