@@ -23,22 +23,6 @@ import (
 	"github.com/dbha/dbha/internal/sandbox"
 )
 
-// eventually polls cond until it returns nil or the hang guard expires.
-func eventually(t *testing.T, within time.Duration, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not true after %s: %v", what, within, err)
-		}
-		time.Sleep(50 * time.Millisecond) // poll interval, not a condition
-	}
-}
-
 func status(t *testing.T, c *client.Client) (api.Status, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
@@ -59,7 +43,7 @@ func TestAgentsOnGalera(t *testing.T) {
 	}
 	var st api.Status
 	t.Run("StatusShowsSyncedNodesOneWriterAndLeader", func(t *testing.T) {
-		eventually(t, 60*time.Second, "3 Synced nodes, one writer, a leader, proxies applied", func() error {
+		sandbox.Eventually(t, 60*time.Second, "3 Synced nodes, one writer, a leader, proxies applied", func() error {
 			var err error
 			if st, err = status(t, c); err != nil {
 				return err
@@ -126,8 +110,13 @@ func TestAgentsOnGalera(t *testing.T) {
 			if err != nil {
 				continue // during a raft election the status may fail
 			}
-			if st.Topology.Writer != writer || st.Topology.Epoch != epoch {
-				t.Fatalf("an agent crash moved the writer: %s@%d -> %s@%d", writer, epoch, st.Topology.Writer, st.Topology.Epoch)
+			if st.Topology.Writer != writer {
+				t.Fatalf("an agent crash moved the writer: %s@%d -> %q@%d", writer, epoch, st.Topology.Writer, st.Topology.Epoch)
+			}
+			if st.Topology.Epoch != epoch {
+				// Allowed (readers may change), but worth seeing why.
+				t.Logf("epoch %d -> %d while %s's agent was dead (writer kept): %+v", epoch, st.Topology.Epoch, writer, st.Topology)
+				epoch = st.Topology.Epoch
 			}
 			time.Sleep(100 * time.Millisecond) // sampling period
 		}
@@ -135,7 +124,7 @@ func TestAgentsOnGalera(t *testing.T) {
 			t.Fatal(err)
 		}
 		writerBack = true
-		eventually(t, 60*time.Second, "agent back", func() error {
+		sandbox.Eventually(t, 60*time.Second, "agent back", func() error {
 			st, err := status(t, c)
 			if err != nil {
 				return err
@@ -193,7 +182,7 @@ func TestAgentsOnGalera(t *testing.T) {
 			// Start from the leader's own view (Observed), not a
 			// follower's possibly lagging one.
 			var st api.Status
-			eventually(t, 30*time.Second, "the leader's status", func() error {
+			sandbox.Eventually(t, 30*time.Second, "the leader's status", func() error {
 				var err error
 				if st, err = status(t, c); err != nil {
 					return err
@@ -206,7 +195,7 @@ func TestAgentsOnGalera(t *testing.T) {
 				t.Fatal(err)
 			}
 			var next api.Status
-			eventually(t, 60*time.Second, "a new writer committed", func() error {
+			sandbox.Eventually(t, 60*time.Second, "a new writer committed", func() error {
 				var err error
 				if next, err = status(t, c); err != nil {
 					return err
@@ -225,7 +214,7 @@ func TestAgentsOnGalera(t *testing.T) {
 			}
 			// An event records why. Events are read from the answering
 			// agent's own FSM, which may trail the leader by a moment.
-			eventually(t, 10*time.Second, "a failover event naming "+string(old), func() error {
+			sandbox.Eventually(t, 10*time.Second, "a failover event naming "+string(old), func() error {
 				cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 				defer cancel()
 				evs, err := c.Events(cctx, 0, 1000)
@@ -243,7 +232,7 @@ func TestAgentsOnGalera(t *testing.T) {
 			if err := s.RestartMariaDB(ctx, old); err != nil {
 				t.Fatal(err)
 			}
-			eventually(t, 120*time.Second, string(old)+" back as a reader", func() error {
+			sandbox.Eventually(t, 120*time.Second, string(old)+" back as a reader", func() error {
 				st, err := status(t, c)
 				if err != nil {
 					return err

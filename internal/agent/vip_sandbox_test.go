@@ -15,10 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
-	"golang.org/x/sys/unix"
-
 	"github.com/dbha/dbha/cmd/dbctl/cli"
 	"github.com/dbha/dbha/internal/agent"
 	"github.com/dbha/dbha/internal/api/client"
@@ -29,63 +25,15 @@ import (
 	"github.com/dbha/dbha/internal/vip"
 )
 
-// vipWatch reads which proxies hold the VIP, through one netlink handle per
-// proxy namespace (an `ip` exec per sample would be too slow for 10 ms).
-type vipWatch struct {
-	mu      sync.Mutex // a netlink handle serves one request at a time
-	names   []cluster.NodeName
-	handles []*netlink.Handle
-	vip     net.IP
-}
-
-func newVIPWatch(t *testing.T, s *sandbox.Sandbox) *vipWatch {
-	t.Helper()
-	w := &vipWatch{vip: net.ParseIP(sandbox.VIP)}
-	for _, n := range s.Nodes(sandbox.KindProxy) {
-		ns, err := netns.GetFromName(n.Namespace)
-		if err != nil {
-			t.Fatalf("open netns of %s: %v", n.Name, err)
-		}
-		h, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
-		ns.Close()
-		if err != nil {
-			t.Fatalf("netlink handle in %s: %v", n.Name, err)
-		}
-		t.Cleanup(h.Close)
-		w.names = append(w.names, n.Name)
-		w.handles = append(w.handles, h)
-	}
-	return w
-}
-
-// holders lists the proxies whose eth0 carries the VIP now.
-func (w *vipWatch) holders() ([]cluster.NodeName, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	var out []cluster.NodeName
-	for i, h := range w.handles {
-		addrs, err := h.AddrList(nil, netlink.FAMILY_V4)
-		if err != nil {
-			return nil, fmt.Errorf("addr list on %s: %w", w.names[i], err)
-		}
-		for _, a := range addrs {
-			if a.IP.Equal(w.vip) {
-				out = append(out, w.names[i])
-				break
-			}
-		}
-	}
-	return out, nil
-}
-
 type vipSample struct {
 	at      time.Time
 	holders []cluster.NodeName
 }
 
-// record samples the holders every 10 ms until the returned stop is called,
-// which returns the samples. A sample with two holders fails the test.
-func (w *vipWatch) record(t *testing.T) (stop func() []vipSample) {
+// recordHolders samples the holders every 10 ms until the returned stop is
+// called, which returns the samples. A sample with two holders fails the
+// test.
+func recordHolders(t *testing.T, w *sandbox.HolderWatcher) (stop func() []vipSample) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	var (
@@ -99,7 +47,7 @@ func (w *vipWatch) record(t *testing.T) (stop func() []vipSample) {
 		tk := time.NewTicker(10 * time.Millisecond)
 		defer tk.Stop()
 		for {
-			hs, err := w.holders()
+			hs, err := w.Holders()
 			if err != nil {
 				errs = append(errs, err)
 			} else {
@@ -159,6 +107,74 @@ func dialVIP(ctx context.Context, clientNS string, timeout time.Duration) error 
 	return conn.Close()
 }
 
+// settledVIPOwner waits for a healthy cluster whose committed VIP owner is
+// the only holder, and returns the owner.
+func settledVIPOwner(t *testing.T, c *client.Client, w *sandbox.HolderWatcher) cluster.NodeName {
+	t.Helper()
+	var owner cluster.NodeName
+	sandbox.Eventually(t, 90*time.Second, "healthy cluster, the committed VIP owner the only holder", func() error {
+		st, err := status(t, c)
+		if err != nil {
+			return err
+		}
+		if err := healthyCluster(st, 3); err != nil {
+			return err
+		}
+		if st.VIP.Owner == "" {
+			return fmt.Errorf("no VIP owner committed (lease epoch %d)", st.VIP.LeaseEpoch)
+		}
+		hs, err := w.Holders()
+		if err != nil {
+			return err
+		}
+		if !slices.Equal(hs, []cluster.NodeName{st.VIP.Owner}) {
+			return fmt.Errorf("holders %v, committed owner %s", hs, st.VIP.Owner)
+		}
+		owner = st.VIP.Owner
+		return nil
+	})
+	return owner
+}
+
+// servedBy waits until next alone holds the VIP and a TCP connect through
+// it succeeds, and returns when that connect began: begun after next took
+// the VIP (and the old holder lost it), it can only have reached next.
+func servedBy(t *testing.T, w *sandbox.HolderWatcher, clientNS string, next cluster.NodeName) time.Time {
+	t.Helper()
+	var served time.Time
+	sandbox.Eventually(t, 30*time.Second, string(next)+" holds the VIP and serves TCP", func() error {
+		hs, err := w.Holders()
+		if err != nil {
+			return err
+		}
+		if !slices.Equal(hs, []cluster.NodeName{next}) {
+			return fmt.Errorf("holders %v", hs)
+		}
+		begun := time.Now()
+		if err := dialVIP(context.Background(), clientNS, 200*time.Millisecond); err != nil {
+			return err
+		}
+		served = begun
+		return nil
+	})
+	return served
+}
+
+// startVIPSandbox brings up 3 DB nodes and 2 proxies with agents, and
+// returns a client of db1's agent (a DB node's: the proxies' agents are
+// the ones killed and moved), a VIP holder watcher and the client
+// namespace.
+func startVIPSandbox(t *testing.T) (*sandbox.Sandbox, *client.Client, *sandbox.HolderWatcher, string) {
+	t.Helper()
+	s := sandbox.Start(t, sandbox.Options{DBNodes: 3, Proxies: 2, AgentBinary: sandbox.BuildAgent(t)})
+	c, err := client.New(s.Endpoint("db1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return s, c, sandbox.WatchVIP(t, s), s.Nodes(sandbox.KindClient)[0].Namespace
+}
+
 // TestVIPLeaseOnGalera runs the VIP lease protocol on a real sandbox: the
 // committed owner alone holds the VIP, it moves on agent SIGKILL, SIGTERM
 // and partition, and no sample ever shows two holders.
@@ -166,16 +182,8 @@ func TestVIPLeaseOnGalera(t *testing.T) {
 	if testing.Short() {
 		t.Skip("sandbox test")
 	}
-	s := sandbox.Start(t, sandbox.Options{DBNodes: 3, Proxies: 2, AgentBinary: sandbox.BuildAgent(t)})
+	s, c, w, clientNS := startVIPSandbox(t)
 	ctx := context.Background()
-	// Ask a DB node's agent: the proxies' agents are the ones killed here.
-	c, err := client.New(s.Endpoint("db1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	w := newVIPWatch(t, s)
-	clientNS := s.Nodes(sandbox.KindClient)[0].Namespace
 	var proxies, others []cluster.NodeName
 	for _, n := range s.State.Nodes {
 		switch n.Kind {
@@ -229,34 +237,7 @@ func TestVIPLeaseOnGalera(t *testing.T) {
 		}
 	}
 
-	// settled waits for a healthy cluster whose committed VIP owner is the
-	// only holder, and returns the owner.
-	settled := func(t *testing.T) cluster.NodeName {
-		t.Helper()
-		var owner cluster.NodeName
-		eventually(t, 90*time.Second, "healthy cluster, the committed VIP owner the only holder", func() error {
-			st, err := status(t, c)
-			if err != nil {
-				return err
-			}
-			if err := healthyCluster(st, 3); err != nil {
-				return err
-			}
-			if st.VIP.Owner == "" {
-				return fmt.Errorf("no VIP owner committed (lease epoch %d)", st.VIP.LeaseEpoch)
-			}
-			hs, err := w.holders()
-			if err != nil {
-				return err
-			}
-			if !slices.Equal(hs, []cluster.NodeName{st.VIP.Owner}) {
-				return fmt.Errorf("holders %v, committed owner %s", hs, st.VIP.Owner)
-			}
-			owner = st.VIP.Owner
-			return nil
-		})
-		return owner
-	}
+	settled := func(t *testing.T) cluster.NodeName { return settledVIPOwner(t, c, w) }
 
 	t.Run("CommittedOwnerAloneHoldsVIPAndServes", func(t *testing.T) {
 		owner := settled(t)
@@ -282,8 +263,8 @@ func TestVIPLeaseOnGalera(t *testing.T) {
 			t.Errorf("dbctl vip status does not name owner %s or list VIP events:\n%s", owner, out.String())
 		}
 		t.Logf("dbctl vip status:\n%s", out.String())
-		stop := w.record(t)
-		eventually(t, 10*time.Second, "TCP connect to the VIP from the client", func() error {
+		stop := recordHolders(t, w)
+		sandbox.Eventually(t, 10*time.Second, "TCP connect to the VIP from the client", func() error {
 			return dialVIP(ctx, clientNS, time.Second)
 		})
 		// A few seconds of steady state: the owner keeps it, nobody else
@@ -299,7 +280,7 @@ func TestVIPLeaseOnGalera(t *testing.T) {
 	t.Run("OwnerAgentSIGKILL", func(t *testing.T) {
 		owner := settled(t)
 		next := otherProxy(owner)
-		stop := w.record(t)
+		stop := recordHolders(t, w)
 		defer restartAgent(t, owner)
 		was := role(t, owner)
 		killed := time.Now()
@@ -309,22 +290,7 @@ func TestVIPLeaseOnGalera(t *testing.T) {
 		// The new owner holds it and serves: a connect begun after it
 		// took the VIP (and after the old holder lost it) can only reach
 		// the new owner.
-		var served time.Time
-		eventually(t, 30*time.Second, string(next)+" holds the VIP and serves TCP", func() error {
-			hs, err := w.holders()
-			if err != nil {
-				return err
-			}
-			if !slices.Equal(hs, []cluster.NodeName{next}) {
-				return fmt.Errorf("holders %v", hs)
-			}
-			begun := time.Now()
-			if err := dialVIP(ctx, clientNS, 200*time.Millisecond); err != nil {
-				return err
-			}
-			served = begun
-			return nil
-		})
+		served := servedBy(t, w, clientNS, next)
 		steady()
 		samples := stop()
 		gone, ok1 := firstWhere(samples, killed, lacks(owner))
@@ -352,7 +318,7 @@ func TestVIPLeaseOnGalera(t *testing.T) {
 	t.Run("OwnerAgentSIGTERMReleasesAtOnce", func(t *testing.T) {
 		owner := settled(t)
 		next := otherProxy(owner)
-		stop := w.record(t)
+		stop := recordHolders(t, w)
 		defer restartAgent(t, owner)
 		was := role(t, owner)
 		termed := time.Now()
@@ -363,23 +329,14 @@ func TestVIPLeaseOnGalera(t *testing.T) {
 			t.Fatal(err)
 		}
 		exited := time.Now()
-		held, err := w.holders()
+		held, err := w.Holders()
 		if err != nil {
 			t.Fatal(err)
 		}
 		if slices.Contains(held, owner) {
 			t.Errorf("%s still holds the VIP after its agent exited on SIGTERM", owner)
 		}
-		eventually(t, 30*time.Second, string(next)+" holds the VIP and serves TCP", func() error {
-			hs, err := w.holders()
-			if err != nil {
-				return err
-			}
-			if !slices.Equal(hs, []cluster.NodeName{next}) {
-				return fmt.Errorf("holders %v", hs)
-			}
-			return dialVIP(ctx, clientNS, 200*time.Millisecond)
-		})
+		servedBy(t, w, clientNS, next)
 		steady()
 		samples := stop()
 		gone, ok1 := firstWhere(samples, termed, lacks(owner))
@@ -408,9 +365,11 @@ func TestVIPLeaseOnGalera(t *testing.T) {
 			}
 		}
 		was := role(t, owner)
-		stop := w.record(t)
+		stop := recordHolders(t, w)
 		cut := time.Now()
-		if err := s.Partition(ctx, []cluster.NodeName{owner}, rest); err != nil {
+		heal, err := sandbox.Partition(ctx, t, s, []cluster.NodeName{owner}, rest)
+		if err != nil {
+			stop()
 			t.Fatal(err)
 		}
 		// The client still reaches the cut-off owner, which still holds
@@ -418,27 +377,8 @@ func TestVIPLeaseOnGalera(t *testing.T) {
 		if err := dialVIP(ctx, clientNS, 300*time.Millisecond); err != nil {
 			t.Errorf("client cannot reach the VIP right after the cut: %v", err)
 		}
-		healed := false
-		heal := func() {
-			if !healed {
-				healed = true
-				if err := s.Heal(ctx, []cluster.NodeName{owner}, rest); err != nil {
-					t.Errorf("heal: %v", err)
-				}
-			}
-		}
-		defer heal()
 		// Only the lease makes the cut-off owner let go.
-		eventually(t, 30*time.Second, string(next)+" holds the VIP and serves TCP", func() error {
-			hs, err := w.holders()
-			if err != nil {
-				return err
-			}
-			if !slices.Equal(hs, []cluster.NodeName{next}) {
-				return fmt.Errorf("holders %v", hs)
-			}
-			return dialVIP(ctx, clientNS, 200*time.Millisecond)
-		})
+		servedBy(t, w, clientNS, next)
 		steady()
 		samples := stop()
 		gone, ok1 := firstWhere(samples, cut, lacks(owner))
@@ -484,13 +424,13 @@ func TestVIPLeaseOnGalera(t *testing.T) {
 		}
 		defer sc.Close()
 		defer restartAgent(t, leader)
-		stop := w.record(t)
+		stop := recordHolders(t, w)
 		killed := time.Now()
 		if err := s.Signal(leader, "dbagent", syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
 		var next cluster.NodeName
-		eventually(t, 30*time.Second, "a new raft leader that lets "+string(owner)+" keep the VIP", func() error {
+		sandbox.Eventually(t, 30*time.Second, "a new raft leader that lets "+string(owner)+" keep the VIP", func() error {
 			st, err := status(t, sc)
 			if err != nil {
 				return err
@@ -521,7 +461,7 @@ func TestVIPLeaseOnGalera(t *testing.T) {
 				unheld += samples[i].at.Sub(samples[i-1].at)
 			}
 		}
-		if hs, err := w.holders(); err != nil || !slices.Equal(hs, []cluster.NodeName{owner}) {
+		if hs, err := w.Holders(); err != nil || !slices.Equal(hs, []cluster.NodeName{owner}) {
 			t.Fatalf("holders %v (%v) after the new leader took over; want [%s]", hs, err, owner)
 		}
 		t.Logf("figure: raft leader %s SIGKILL: %s leads after at most %s; VIP stayed on %s, unheld for %s in total",

@@ -57,12 +57,12 @@ func TestSandboxWriteUnavailability(t *testing.T) {
 		s := sandbox.Start(t, sandbox.Options{DBNodes: 3, Proxies: 2, HAProxyMySQLCheck: true})
 		baseline = measureWindows(t, s, mysqlCheckRouting(t, s))
 	})
-	x, y := median(dbha), median(baseline)
+	x, y := sandbox.Median(dbha), sandbox.Median(baseline)
 	if x > 0 {
-		t.Logf("figure: write-unavailability window dbha median %s (runs %s)", x, roundAll(dbha))
+		t.Logf("figure: write-unavailability window dbha median %s (runs %s)", x, sandbox.RoundAll(dbha))
 	}
 	if y > 0 {
-		t.Logf("figure: write-unavailability window haproxy mysql-check (inter 2000 fall 3) median %s (runs %s)", y, roundAll(baseline))
+		t.Logf("figure: write-unavailability window haproxy mysql-check (inter 2000 fall 3) median %s (runs %s)", y, sandbox.RoundAll(baseline))
 	}
 	if x > 0 && y > 0 {
 		t.Logf("figure: ratio Y/X = %.1f", float64(y)/float64(x))
@@ -96,7 +96,7 @@ func dbhaRouting(t *testing.T, s *sandbox.Sandbox) routing {
 	return routing{
 		writer: func(t *testing.T) cluster.NodeName {
 			var st api.Status
-			waitFor(t, recoverGuard, "3 Synced nodes, a writer, proxies applied", func() error {
+			sandbox.Eventually(t, recoverGuard, "3 Synced nodes, a writer, proxies applied", func() error {
 				var err error
 				if st, err = status(); err != nil {
 					return err
@@ -107,7 +107,7 @@ func dbhaRouting(t *testing.T, s *sandbox.Sandbox) routing {
 		},
 		failedOver: func(t *testing.T, victim, landed cluster.NodeName) {
 			var st api.Status
-			waitFor(t, resumeGuard, "a new writer committed", func() error {
+			sandbox.Eventually(t, resumeGuard, "a new writer committed", func() error {
 				var err error
 				if st, err = status(); err != nil {
 					return err
@@ -122,7 +122,7 @@ func dbhaRouting(t *testing.T, s *sandbox.Sandbox) routing {
 			}
 		},
 		settled: func(t *testing.T, victim cluster.NodeName) {
-			waitFor(t, recoverGuard, string(victim)+" back as a reader", func() error {
+			sandbox.Eventually(t, recoverGuard, string(victim)+" back as a reader", func() error {
 				st, err := status()
 				if err != nil {
 					return err
@@ -151,7 +151,7 @@ func mysqlCheckRouting(t *testing.T, s *sandbox.Sandbox) routing {
 		settled: func(t *testing.T, victim cluster.NodeName) {
 			// mysql-check brings the active server back after rise 2 once
 			// it accepts logins (Synced or not; the workload is stopped).
-			waitFor(t, recoverGuard, "writes routed to "+string(victim)+" again", func() error {
+			sandbox.Eventually(t, recoverGuard, "writes routed to "+string(victim)+" again", func() error {
 				ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 				defer cancel()
 				var node string
@@ -180,7 +180,7 @@ func measureWindows(t *testing.T, s *sandbox.Sandbox, r routing) []time.Duration
 	for run := 1; run <= killRuns; run++ {
 		victim := r.writer(t)
 		w := startWorkload(t, db, run)
-		waitFor(t, resumeGuard, "writes acknowledged before the kill", func() error {
+		sandbox.Eventually(t, resumeGuard, "writes acknowledged before the kill", func() error {
 			if n := len(w.since(time.Time{}, "")); n < acksAround {
 				return fmt.Errorf("%d acknowledged writes", n)
 			}
@@ -190,7 +190,7 @@ func measureWindows(t *testing.T, s *sandbox.Sandbox, r routing) []time.Duration
 		if err := s.KillMariaDB(victim); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, resumeGuard, "writes acknowledged after the kill", func() error {
+		sandbox.Eventually(t, resumeGuard, "writes acknowledged after the kill", func() error {
 			if n := len(w.since(killed, victim)); n < acksAround {
 				return fmt.Errorf("%d acknowledged writes on a node other than %s", n, victim)
 			}
@@ -260,7 +260,7 @@ func assertNoLostWrite(t *testing.T, s *sandbox.Sandbox, run int, acks []ack) {
 			t.Errorf("run %d: %s not Synced (%v); its rows are not checked", run, n.Name, err)
 			continue
 		}
-		waitFor(t, 30*time.Second, fmt.Sprintf("run %d: every acknowledged write on %s", run, n.Name), func() error {
+		sandbox.Eventually(t, 30*time.Second, fmt.Sprintf("run %d: every acknowledged write on %s", run, n.Name), func() error {
 			rows, err := s.Query(ctx, n.Name, "SELECT id, node FROM app.ha WHERE run = ?", run)
 			if err != nil {
 				return err
@@ -438,37 +438,4 @@ func proxyDB(t *testing.T, s *sandbox.Sandbox) *sql.DB {
 	db.SetMaxIdleConns(0)
 	t.Cleanup(func() { db.Close() })
 	return db
-}
-
-// waitFor polls cond until it returns nil or the hang guard expires.
-func waitFor(t *testing.T, within time.Duration, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not true after %s: %v", what, within, err)
-		}
-		time.Sleep(50 * time.Millisecond) // poll interval, not a condition
-	}
-}
-
-func median(ds []time.Duration) time.Duration {
-	if len(ds) == 0 {
-		return 0
-	}
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	return s[len(s)/2].Round(time.Millisecond)
-}
-
-func roundAll(ds []time.Duration) []time.Duration {
-	out := make([]time.Duration, len(ds))
-	for i, d := range ds {
-		out[i] = d.Round(time.Millisecond)
-	}
-	return out
 }

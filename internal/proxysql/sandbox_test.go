@@ -64,8 +64,8 @@ func TestSandboxProxySQLStandIn(t *testing.T) {
 			a, b := h.failover(t, run)
 			standIn, applied = append(standIn, a), append(applied, b)
 		}
-		t.Logf("figure: commit→all proxies applied median %s (runtime_mysql_servers polled every %s; runs %v)", median(standIn), pollEvery, roundAll(standIn))
-		t.Logf("figure: commit→all agents report the epoch applied (Status().Proxies[].AppliedEpoch) median %s (runs %v)", median(applied), roundAll(applied))
+		t.Logf("figure: commit→all proxies applied median %s (runtime_mysql_servers polled every %s; runs %v)", sandbox.Median(standIn), pollEvery, sandbox.RoundAll(standIn))
+		t.Logf("figure: commit→all agents report the epoch applied (Status().Proxies[].AppliedEpoch) median %s (runs %v)", sandbox.Median(applied), sandbox.RoundAll(applied))
 	})
 
 	t.Run("wrong admin credentials", func(t *testing.T) {
@@ -116,7 +116,7 @@ func TestSandboxProxySQLStandIn(t *testing.T) {
 		var restarted time.Time
 		var logged int
 		h.restartAgent(t, px.Name, func() { logged, restarted = len(srv.Log()), time.Now() })
-		waitFor(t, convergeGuard, string(px.Name)+" healthy again after its restart", func() error {
+		sandbox.Eventually(t, convergeGuard, string(px.Name)+" healthy again after its restart", func() error {
 			st, err := h.converged()
 			if err != nil {
 				return err
@@ -287,7 +287,7 @@ func (h *harness) converged() (api.Status, error) {
 func (h *harness) waitConverged(t *testing.T) api.Status {
 	t.Helper()
 	var st api.Status
-	waitFor(t, convergeGuard, "topology committed and applied on every stand-in", func() error {
+	sandbox.Eventually(t, convergeGuard, "topology committed and applied on every stand-in", func() error {
 		var err error
 		st, err = h.converged()
 		return err
@@ -500,7 +500,7 @@ func (h *harness) assertFaultChangesNothing(t *testing.T, px cluster.NodeName, i
 	inject()
 	injected := time.Now()
 	var reported api.ProxyStatus
-	waitFor(t, faultGuard, string(px)+" reported unhealthy", func() error {
+	sandbox.Eventually(t, faultGuard, string(px)+" reported unhealthy", func() error {
 		st, err := h.status()
 		if err != nil {
 			return err
@@ -520,7 +520,7 @@ func (h *harness) assertFaultChangesNothing(t *testing.T, px cluster.NodeName, i
 	sessions, unhealthy := srv.Sessions(), time.Now()
 	// Keep the fault through more reconcile rounds (the agent retries with
 	// a backoff of up to 5 s): wait for a report 6 s newer, still failing.
-	waitFor(t, faultGuard, string(px)+" still unhealthy 6 s later", func() error {
+	sandbox.Eventually(t, faultGuard, string(px)+" still unhealthy 6 s later", func() error {
 		st, err := h.status()
 		if err != nil {
 			return err
@@ -614,37 +614,4 @@ proxy:
 	if !strings.Contains(out, "proxy.proxysql: writer_hostgroup and reader_hostgroup must be non-negative and differ") {
 		t.Errorf("--check-config message does not say what is wrong:\n%s", out)
 	}
-}
-
-// waitFor polls cond until it returns nil or the hang guard expires.
-func waitFor(t *testing.T, within time.Duration, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not true after %s: %v", what, within, err)
-		}
-		time.Sleep(50 * time.Millisecond) // poll interval, not a condition
-	}
-}
-
-func median(ds []time.Duration) time.Duration {
-	if len(ds) == 0 {
-		return 0
-	}
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	return s[len(s)/2].Round(time.Millisecond)
-}
-
-func roundAll(ds []time.Duration) []time.Duration {
-	out := make([]time.Duration, len(ds))
-	for i, d := range ds {
-		out[i] = d.Round(time.Millisecond)
-	}
-	return out
 }

@@ -91,9 +91,9 @@ func attach(ctx context.Context, hub, hubPort, nodeNS string, addr string, prefi
 	return nil
 }
 
-// inNamespace runs fn on a thread switched into the named namespace. Sockets
+// InNamespace runs fn on a thread switched into the named namespace. Sockets
 // created inside fn belong to that namespace for their whole life.
-func inNamespace(name string, fn func() error) error {
+func InNamespace(name string, fn func() error) error {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	orig, err := netns.Get()
@@ -125,7 +125,7 @@ func inNamespace(name string, fn func() error) error {
 func DialContextIn(ns string) func(ctx context.Context, network, addr string) (net.Conn, error) {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		var conn net.Conn
-		err := inNamespace(ns, func() error {
+		err := InNamespace(ns, func() error {
 			var d net.Dialer
 			var err error
 			conn, err = d.DialContext(ctx, network, addr)
@@ -138,7 +138,7 @@ func DialContextIn(ns string) func(ctx context.Context, network, addr string) (n
 // ListenIn opens a TCP listener inside the named namespace.
 func ListenIn(ns, addr string) (net.Listener, error) {
 	var l net.Listener
-	err := inNamespace(ns, func() error {
+	err := InNamespace(ns, func() error {
 		var err error
 		l, err = net.Listen("tcp", addr)
 		return err

@@ -3,8 +3,11 @@ package sandbox
 import (
 	"context"
 	"os"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/dbha/dbha/internal/cluster"
 )
 
 // RequireRoot skips a test that needs root, but only outside CI: with CI set
@@ -43,6 +46,55 @@ func Start(t testing.TB, o Options) *Sandbox {
 		}
 	})
 	return s
+}
+
+// Eventually polls cond every 50 ms until it returns nil, and fails the
+// test with cond's last error when within has passed.
+func Eventually(t testing.TB, within time.Duration, what string, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not true after %s: %v", what, within, err)
+		}
+		time.Sleep(50 * time.Millisecond) // poll interval, not a condition
+	}
+}
+
+// WatchVIP opens a HolderWatcher on s's proxies and closes it in
+// t.Cleanup.
+func WatchVIP(t testing.TB, s *Sandbox) *HolderWatcher {
+	t.Helper()
+	w, err := s.WatchVIP()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Close() })
+	return w
+}
+
+// Partition cuts a from b (Sandbox.Partition) and returns heal, which
+// undoes the cut the first time it is called and reports a failure with
+// t.Errorf. A cut not yet healed when the test ends is healed in t.Cleanup.
+func Partition(ctx context.Context, t testing.TB, s *Sandbox, a, b []cluster.NodeName) (heal func(), err error) {
+	t.Helper()
+	if err := s.Partition(ctx, a, b); err != nil {
+		return func() {}, err
+	}
+	var once sync.Once
+	heal = func() {
+		once.Do(func() {
+			if err := s.Heal(context.WithoutCancel(ctx), a, b); err != nil {
+				t.Errorf("heal %v | %v: %v", a, b, err)
+			}
+		})
+	}
+	t.Cleanup(heal)
+	return heal, nil
 }
 
 type testWriter struct{ t testing.TB }

@@ -16,7 +16,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"sort"
 	"strconv"
@@ -28,7 +27,6 @@ import (
 
 	"github.com/mdlayher/arp"
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
 	"github.com/dbha/dbha/internal/api"
@@ -180,7 +178,7 @@ func benchDBHA(t *testing.T, m *method) {
 		t.Helper()
 		var owner cluster.NodeName
 		var st api.Status
-		eventually(t, 2*time.Minute, "a writer, every proxy applied, the committed VIP owner the only holder and reachable", func() error {
+		sandbox.Eventually(t, 2*time.Minute, "a writer, every proxy applied, the committed VIP owner the only holder and reachable", func() error {
 			var err error
 			if st, err = c.Status(ctx); err != nil {
 				return err
@@ -196,7 +194,7 @@ func benchDBHA(t *testing.T, m *method) {
 			if st.VIP.Owner == "" {
 				return errors.New("no VIP owner committed")
 			}
-			hs, err := w.holders()
+			hs, err := w.hw.Holders()
 			if err != nil {
 				return err
 			}
@@ -270,27 +268,7 @@ func benchDBHA(t *testing.T, m *method) {
 			}
 		}
 		strictRPFilter(t, s, agents) // the same cut as keepalived's
-		rec := w.record(t)
-		cut := time.Now()
-		if err := s.Partition(ctx, []cluster.NodeName{owner}, rest); err != nil {
-			rec.stop()
-			t.Fatal(err)
-		}
-		healed := false
-		heal := func() {
-			if !healed {
-				healed = true
-				if err := s.Heal(ctx, []cluster.NodeName{owner}, rest); err != nil {
-					t.Errorf("heal: %v", err)
-				}
-			}
-		}
-		defer heal()
-		time.Sleep(partitionFor) // observation window, not a condition
-		samples := rec.stop()
-		heal()
-		ipMax, arpMax := maxHolders(samples)
-		m.partRun, m.partIP, m.partARP = true, ipMax, arpMax
+		cut, samples, ipMax, arpMax := partitionWindow(ctx, t, s, w, m, []cluster.NodeName{owner}, rest)
 		gone, _ := firstSample(samples, cut, func(sm sample) bool { return !slices.Contains(sm.ip, owner) })
 		taken, _ := firstSample(samples, cut, func(sm sample) bool { return len(sm.ip) == 1 && sm.ip[0] != owner })
 		m.notes = append(m.notes, fmt.Sprintf("partition of owner %s from every other agent: it dropped the VIP after %s, another proxy held it after %s",
@@ -376,7 +354,7 @@ func benchKeepalived(t *testing.T) []*method {
 					k.kill()
 				}
 				for _, n := range proxies {
-					if _, err := w.dropVIP(n.Name); err != nil {
+					if _, err := w.hw.Drop(n.Name); err != nil {
 						t.Errorf("clear the VIP on %s: %v", n.Name, err)
 					}
 				}
@@ -384,8 +362,8 @@ func benchKeepalived(t *testing.T) []*method {
 			settled := func(t *testing.T) {
 				t.Helper()
 				stable := 0
-				eventually(t, time.Minute, string(preferred)+" the only holder (ip addr and ARP), reachable, for 1 s", func() error {
-					hs, err := w.holders()
+				sandbox.Eventually(t, time.Minute, string(preferred)+" the only holder (ip addr and ARP), reachable, for 1 s", func() error {
+					hs, err := w.hw.Holders()
 					if err != nil {
 						return err
 					}
@@ -439,7 +417,7 @@ func benchKeepalived(t *testing.T) []*method {
 				}
 				// A SIGKILLed keepalived leaves the VIP behind: an
 				// operator has to remove it before restarting.
-				left, err := w.dropVIP(holder)
+				left, err := w.hw.Drop(holder)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -461,27 +439,7 @@ func benchKeepalived(t *testing.T) []*method {
 			settled(t)
 			a, b := []cluster.NodeName{proxies[0].Name}, []cluster.NodeName{proxies[1].Name}
 			strictRPFilter(t, s, append(slices.Clone(a), b...))
-			rec := w.record(t)
-			cut := time.Now()
-			if err := s.Partition(ctx, a, b); err != nil {
-				rec.stop()
-				t.Fatal(err)
-			}
-			healed := false
-			heal := func() {
-				if !healed {
-					healed = true
-					if err := s.Heal(ctx, a, b); err != nil {
-						t.Errorf("heal: %v", err)
-					}
-				}
-			}
-			defer heal()
-			time.Sleep(partitionFor) // observation window, not a condition
-			samples := rec.stop()
-			heal()
-			ipMax, arpMax := maxHolders(samples)
-			m.partRun, m.partIP, m.partARP = true, ipMax, arpMax
+			cut, samples, ipMax, arpMax := partitionWindow(ctx, t, s, w, m, a, b)
 			dual, _ := firstSample(samples, cut, func(sm sample) bool { return len(sm.ip) > 1 })
 			t.Logf("partition %v | %v: max holders %d by ip addr, %d by ARP; two holders from %s after the cut (expected: VRRP cannot tell a partition from a dead peer)",
 				a, b, ipMax, arpMax, since(dual, cut))
@@ -631,7 +589,7 @@ func (k *keepalived) kill() {
 func serveVIPPort(t *testing.T, ns string) {
 	t.Helper()
 	var l net.Listener
-	err := inNamespace(ns, func() error {
+	err := sandbox.InNamespace(ns, func() error {
 		lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
 			var serr error
 			if err := c.Control(func(fd uintptr) {
@@ -665,13 +623,11 @@ func serveVIPPort(t *testing.T, ns string) {
 
 // ---------------------------------------------------------------- sampling
 
-// watch reads who holds the VIP: netlink handles in every proxy namespace
-// (an `ip` exec per sample would be too slow for 10 ms) and an ARP client
-// in the client namespace.
+// watch reads who holds the VIP: the sandbox's netlink holder watcher on
+// the proxies and an ARP client in the client namespace.
 type watch struct {
-	mu       sync.Mutex // the handles and the ARP client serve one user at a time
-	names    []cluster.NodeName
-	handles  []*netlink.Handle
+	mu       sync.Mutex // the ARP client and the client handle serve one user at a time
+	hw       *sandbox.HolderWatcher
 	macs     map[string]cluster.NodeName
 	arp      *arp.Client
 	client   *netlink.Handle // the client namespace: its neighbour entry for the VIP
@@ -682,40 +638,28 @@ type watch struct {
 
 func newWatch(t *testing.T, s *sandbox.Sandbox) *watch {
 	t.Helper()
-	w := &watch{vip: net.ParseIP(sandbox.VIP), vipAddr: netip.MustParseAddr(sandbox.VIP), macs: map[string]cluster.NodeName{}}
+	w := &watch{hw: sandbox.WatchVIP(t, s), vip: net.ParseIP(sandbox.VIP), vipAddr: netip.MustParseAddr(sandbox.VIP), macs: map[string]cluster.NodeName{}}
 	for _, n := range s.Nodes(sandbox.KindProxy) {
-		ns, err := netns.GetFromName(n.Namespace)
-		if err != nil {
-			t.Fatalf("open netns of %s: %v", n.Name, err)
-		}
-		h, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
-		ns.Close()
-		if err != nil {
-			t.Fatalf("netlink handle in %s: %v", n.Name, err)
-		}
-		t.Cleanup(h.Close)
-		link, err := h.LinkByName("eth0")
+		err := sandbox.InNamespace(n.Namespace, func() error {
+			ifi, err := net.InterfaceByName("eth0")
+			if err != nil {
+				return err
+			}
+			w.macs[ifi.HardwareAddr.String()] = n.Name
+			return nil
+		})
 		if err != nil {
 			t.Fatalf("eth0 of %s: %v", n.Name, err)
 		}
-		w.macs[link.Attrs().HardwareAddr.String()] = n.Name
-		w.names = append(w.names, n.Name)
-		w.handles = append(w.handles, h)
 	}
 	w.clientNS = s.Nodes(sandbox.KindClient)[0].Namespace
-	cns, err := netns.GetFromName(w.clientNS)
-	if err != nil {
-		t.Fatalf("open netns %s: %v", w.clientNS, err)
-	}
-	w.client, err = netlink.NewHandleAt(cns, unix.NETLINK_ROUTE)
-	cns.Close()
-	if err != nil {
-		t.Fatalf("netlink handle in %s: %v", w.clientNS, err)
-	}
-	t.Cleanup(w.client.Close)
-	// The ARP socket is opened on a thread inside the client namespace and
-	// stays bound to the client's eth0 for its whole life.
-	err = inNamespace(w.clientNS, func() error {
+	// The netlink handle and the ARP socket are opened on a thread inside
+	// the client namespace and stay there for their whole life.
+	err := sandbox.InNamespace(w.clientNS, func() error {
+		var err error
+		if w.client, err = netlink.NewHandle(unix.NETLINK_ROUTE); err != nil {
+			return fmt.Errorf("netlink handle: %w", err)
+		}
 		ifi, err := net.InterfaceByName("eth0")
 		if err != nil {
 			return err
@@ -723,35 +667,14 @@ func newWatch(t *testing.T, s *sandbox.Sandbox) *watch {
 		w.arp, err = arp.Dial(ifi)
 		return err
 	})
+	if w.client != nil {
+		t.Cleanup(w.client.Close)
+	}
 	if err != nil {
-		t.Fatalf("arp client in %s: %v", w.clientNS, err)
+		t.Fatalf("client watch in %s: %v", w.clientNS, err)
 	}
 	t.Cleanup(func() { w.arp.Close() })
 	return w
-}
-
-// holders lists the proxies whose eth0 carries the VIP now.
-func (w *watch) holders() ([]cluster.NodeName, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.holdersLocked()
-}
-
-func (w *watch) holdersLocked() ([]cluster.NodeName, error) {
-	var out []cluster.NodeName
-	for i, h := range w.handles {
-		addrs, err := h.AddrList(nil, netlink.FAMILY_V4)
-		if err != nil {
-			return nil, fmt.Errorf("addr list on %s: %w", w.names[i], err)
-		}
-		for _, a := range addrs {
-			if a.IP.Equal(w.vip) {
-				out = append(out, w.names[i])
-				break
-			}
-		}
-	}
-	return out, nil
 }
 
 // arpOnce asks who has the VIP and returns the distinct MACs that answer
@@ -809,34 +732,6 @@ func (w *watch) neighLocked() (string, error) {
 	return "", nil
 }
 
-// dropVIP removes the VIP from node's eth0 and says whether it was there.
-func (w *watch) dropVIP(node cluster.NodeName) (bool, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	i := slices.Index(w.names, node)
-	if i < 0 {
-		return false, fmt.Errorf("no proxy %s", node)
-	}
-	h := w.handles[i]
-	link, err := h.LinkByName("eth0")
-	if err != nil {
-		return false, fmt.Errorf("eth0 of %s: %w", node, err)
-	}
-	addrs, err := h.AddrList(link, netlink.FAMILY_V4)
-	if err != nil {
-		return false, fmt.Errorf("addr list on %s: %w", node, err)
-	}
-	for _, a := range addrs {
-		if a.IP.Equal(w.vip) {
-			if err := h.AddrDel(link, &a); err != nil {
-				return true, fmt.Errorf("remove the VIP from %s: %w", node, err)
-			}
-			return true, nil
-		}
-	}
-	return false, nil
-}
-
 // sample is one 10 ms window: the proxies with the VIP on eth0 at its
 // start, and the MACs that answered an ARP request sent at its start.
 type sample struct {
@@ -869,7 +764,7 @@ func (w *watch) record(t *testing.T) *recording {
 				next = at.Add(samplePeriod)
 			}
 			w.mu.Lock()
-			hs, err1 := w.holdersLocked()
+			hs, err1 := w.hw.Holders()
 			neigh, err3 := w.neighLocked()
 			macs, err2 := w.arpLocked(next)
 			w.mu.Unlock()
@@ -899,6 +794,26 @@ func (r *recording) stop() []sample {
 		r.t.Errorf("no samples recorded")
 	}
 	return r.samples
+}
+
+// partitionWindow cuts a from b, samples for partitionFor, heals, and
+// records the most holders seen in m's partition figures. It returns when
+// the cut began and the samples.
+func partitionWindow(ctx context.Context, t *testing.T, s *sandbox.Sandbox, w *watch, m *method, a, b []cluster.NodeName) (cut time.Time, samples []sample, ipMax, arpMax int) {
+	t.Helper()
+	rec := w.record(t)
+	cut = time.Now()
+	heal, err := sandbox.Partition(ctx, t, s, a, b)
+	if err != nil {
+		rec.stop()
+		t.Fatal(err)
+	}
+	time.Sleep(partitionFor) // observation window, not a condition
+	samples = rec.stop()
+	heal()
+	ipMax, arpMax = maxHolders(samples)
+	m.partRun, m.partIP, m.partARP = true, ipMax, arpMax
+	return cut, samples, ipMax, arpMax
 }
 
 func maxHolders(samples []sample) (ip, arpMACs int) {
@@ -1085,46 +1000,4 @@ func strictRPFilter(t *testing.T, s *sandbox.Sandbox, nodes []cluster.NodeName) 
 			t.Errorf("restore rp_filter: %v", err)
 		}
 	})
-}
-
-func eventually(t *testing.T, within time.Duration, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not true after %s: %v", what, within, err)
-		}
-		time.Sleep(50 * time.Millisecond) // poll interval, not a condition
-	}
-}
-
-// inNamespace runs fn on a thread switched into the named namespace (as
-// internal/vip does); sockets created in fn stay in that namespace.
-func inNamespace(name string, fn func() error) error {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		return fmt.Errorf("get current netns: %w", err)
-	}
-	defer orig.Close()
-	target, err := netns.GetFromName(name)
-	if err != nil {
-		return fmt.Errorf("open netns %s: %w", name, err)
-	}
-	defer target.Close()
-	if err := netns.Set(target); err != nil {
-		return fmt.Errorf("enter netns %s: %w", name, err)
-	}
-	fnErr := fn()
-	if err := netns.Set(orig); err != nil {
-		// Leave the thread locked so the runtime discards it.
-		runtime.LockOSThread()
-		return errors.Join(fnErr, fmt.Errorf("return from netns %s: %w", name, err))
-	}
-	return fnErr
 }
