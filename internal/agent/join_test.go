@@ -3,6 +3,7 @@ package agent_test
 import (
 	"context"
 	"net"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/dbha/dbha/internal/cluster"
 	"github.com/dbha/dbha/internal/config"
 	"github.com/dbha/dbha/internal/proxy"
+	"github.com/dbha/dbha/internal/testport"
 )
 
 // recordingDriver is a proxy driver that only remembers what it was asked.
@@ -36,12 +38,7 @@ func (d *recordingDriver) Observe(context.Context) (proxy.Observation, error) {
 
 func freePort(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(testport.Free(t)))
 }
 
 // proxyAgentConfig is a proxy-only agent on loopback.

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/dbha/dbha/internal/testport"
 	"io"
 	"net"
 	"os"
@@ -171,16 +172,9 @@ func Exec(socket, cmd string) (string, error) {
 	return string(b), err
 }
 
-// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-func FreePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago,
+// outside the kernel's ephemeral range (see testport.Free).
+func FreePort(t testing.TB) int { t.Helper(); return testport.Free(t) }
 
 // Backend is a fake DB node: a TCP server on 127.0.0.1 that greets every
 // connection with its name and a newline, then echoes lines back.
