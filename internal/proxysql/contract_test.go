@@ -44,7 +44,6 @@ type target struct {
 	backendHost map[cluster.NodeName]proxy.Backend
 }
 
-func (tg *target) real() bool { return tg.stand == nil }
 
 var nodes = []cluster.NodeName{"db1", "db2", "db3", "db4"}
 
