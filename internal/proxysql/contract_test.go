@@ -44,7 +44,6 @@ type target struct {
 	backendHost map[cluster.NodeName]proxy.Backend
 }
 
-
 var nodes = []cluster.NodeName{"db1", "db2", "db3", "db4"}
 
 func forEachTarget(t *testing.T, standinOnly bool, run func(t *testing.T, tg *target)) {
