@@ -38,7 +38,7 @@ A member with VOTER '-' is registered but not in the raft configuration yet
 		Example: `  dbctl members
 
   # The raft addresses of all voters
-  dbctl members -o json | jq -r '.[] | select(.suffrage == "Voter") | .raft_addr'`,
+  dbctl members -o json | jq -r '.[] | select(.suffrage == "voter") | .raft_addr'`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkOutput(output); err != nil {
