@@ -98,8 +98,8 @@ func writeMembers(w io.Writer, rows []memberRow) {
 			flags = append(flags, string(cluster.FlagNoWriter))
 		}
 		voter := "-"
-		switch r.Suffrage {
-		case "Voter":
+		switch strings.ToLower(r.Suffrage) {
+		case "voter":
 			voter = "yes"
 		case "":
 		default:

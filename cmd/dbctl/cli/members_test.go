@@ -17,7 +17,7 @@ func TestMembers(t *testing.T) {
 	// db4 registered but not in raft yet; px2 a non-voter; db2 draining.
 	st.Members = append(st.Members, cluster.Member{Name: "db4", Roles: []cluster.Role{cluster.RoleDB, cluster.RoleProxy}, RaftAddr: "198.18.0.14:7071", MySQLAddr: "198.18.0.14:3306", Maintenance: true})
 	st.Members[1].Draining = true
-	st.Raft[4].Suffrage = "Nonvoter"
+	st.Raft[4].Suffrage = "nonvoter"
 	// Status lists members in any order; dbctl sorts them.
 	st.Members[0], st.Members[4] = st.Members[4], st.Members[0]
 	b.SetStatus(st)
@@ -50,7 +50,7 @@ func TestMembers(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &rows); err != nil || code != ExitOK {
 		t.Fatalf("json: code %d err %v\n%s", code, err, out)
 	}
-	if len(rows) != 6 || rows[0].Name != "db1" || rows[0].Suffrage != "Voter" || rows[3].Suffrage != "" || !rows[4].Leader || rows[4].APIAddr != "198.18.0.21:7070" {
+	if len(rows) != 6 || rows[0].Name != "db1" || rows[0].Suffrage != "voter" || rows[3].Suffrage != "" || !rows[4].Leader || rows[4].APIAddr != "198.18.0.21:7070" {
 		t.Errorf("members -o json = %+v", rows)
 	}
 	if code, _, _ := ctl(t, "--endpoint", ep, "members", "x"); code != ExitUsage {

@@ -45,8 +45,8 @@ func TestStatusHealthy(t *testing.T) {
 		`^PROXY\s+HEALTHY\s+APPLIED_EPOCH$`,
 		`^px2\s+yes\s+12$`,
 		`^RAFT SERVER\s+ADDRESS\s+SUFFRAGE\s+LEADER$`,
-		`^px1\s+198\.18\.0\.21:7071\s+Voter\s+yes$`,
-		`^db1\s+198\.18\.0\.11:7071\s+Voter\s+-$`,
+		`^px1\s+198\.18\.0\.21:7071\s+voter\s+yes$`,
+		`^db1\s+198\.18\.0\.11:7071\s+voter\s+-$`,
 	} {
 		wantLine(t, out, re)
 	}

@@ -221,7 +221,7 @@ func HealthyStatus(now time.Time) api.Status {
 	}
 	var raft []api.RaftServer
 	for _, m := range members {
-		raft = append(raft, api.RaftServer{Name: m.Name, Address: m.RaftAddr, Suffrage: "Voter", Leader: m.Name == "px1"})
+		raft = append(raft, api.RaftServer{Name: m.Name, Address: m.RaftAddr, Suffrage: "voter", Leader: m.Name == "px1"})
 	}
 	return api.Status{
 		Node: "px1", Leader: "px1", LeaderAPI: "198.18.0.21:7070", IsLeader: true, Term: 7,
