@@ -387,8 +387,11 @@ func (c Config) Validate() error {
 		if c.VIP.SkewMargin < 0 {
 			bad("vip.skew_margin %s: must not be negative", c.VIP.SkewMargin)
 		}
-		if c.VIP.GARPCount < 0 || c.VIP.GARPInterval < 0 || c.VIP.RefreshInterval < 0 {
-			bad("vip: garp_count, garp_interval and refresh_interval must not be negative")
+		if c.VIP.GARPCount < 1 || c.VIP.GARPInterval <= 0 || c.VIP.RefreshInterval <= 0 {
+			bad("vip: garp_count must be 1 or more, garp_interval and refresh_interval positive")
+		} else if burst := time.Duration(c.VIP.GARPCount-1) * c.VIP.GARPInterval; c.VIP.KernelLifetime != 0 && c.VIP.KernelLifetime <= burst {
+			bad("vip.kernel_lifetime %s: must be longer than one gratuitous ARP burst (%d × %s), or the burst would announce an expired address",
+				c.VIP.KernelLifetime, c.VIP.GARPCount, c.VIP.GARPInterval)
 		}
 	}
 	if c.VIP.OnStop != "release" && c.VIP.OnStop != "retain" {

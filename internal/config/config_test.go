@@ -130,3 +130,20 @@ func TestLoadCredentials(t *testing.T) {
 		t.Error("missing file accepted")
 	}
 }
+
+func TestVIPSettingsThatInternalVIPWouldRefuse(t *testing.T) {
+	base := good + "\nvip:\n  address: 198.18.0.250/24\n"
+	if _, err := Load(writeFile(t, base), nil); err != nil {
+		t.Fatalf("default VIP settings refused: %v", err)
+	}
+	for body, want := range map[string]string{
+		base + "  garp_count: 0\n":                         "garp_count must be 1 or more",
+		base + "  garp_count: 20\n  kernel_lifetime: 1s\n": "longer than one gratuitous ARP burst",
+		base + "  refresh_interval: 0s\n":                  "refresh_interval positive",
+	} {
+		_, err := Load(writeFile(t, body), nil)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("config %q: %v; want an error containing %q", body, err, want)
+		}
+	}
+}
