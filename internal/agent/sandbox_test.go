@@ -256,4 +256,4 @@ func TestAgentsOnGalera(t *testing.T) {
 }
 
 // healthyCluster is apitest.Settled, shared by every sandbox test.
-func healthyCluster(st api.Status, dbs int) error { return apitest.Settled(st, dbs) }
+func healthyCluster(st api.Status, dbs int) error { return apitest.Settled(st, dbs, 2) }

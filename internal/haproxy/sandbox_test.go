@@ -101,7 +101,7 @@ func dbhaRouting(t *testing.T, s *sandbox.Sandbox) routing {
 				if st, err = status(); err != nil {
 					return err
 				}
-				return apitest.Settled(st, 3)
+				return apitest.Settled(st, 3, 2)
 			})
 			return st.Topology.Writer
 		},
@@ -130,7 +130,7 @@ func dbhaRouting(t *testing.T, s *sandbox.Sandbox) routing {
 				if !st.Topology.IsReader(victim) {
 					return fmt.Errorf("%s not a reader at epoch %d", victim, st.Topology.Epoch)
 				}
-				return apitest.Settled(st, 3)
+				return apitest.Settled(st, 3, 2)
 			})
 		},
 	}
