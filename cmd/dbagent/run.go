@@ -3,9 +3,11 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 
 	"github.com/spf13/pflag"
 
@@ -14,6 +16,7 @@ import (
 	"github.com/dbha/dbha/internal/config"
 	"github.com/dbha/dbha/internal/haproxy"
 	"github.com/dbha/dbha/internal/proxysql"
+	"github.com/dbha/dbha/internal/vip"
 	"github.com/dbha/dbha/internal/wsrep"
 )
 
@@ -23,6 +26,10 @@ owner, and every agent acts on the committed decision.
 
 Usage: dbagent --config /etc/dbha/dbagent.yaml [flags]
 
+A proxy agent that holds the VIP starts a copy of itself as
+"dbagent vip-guard": it removes the VIP if the agent dies or hangs
+(docs/vip.md). It is not for interactive use.
+
 Every config key can also be set with a DBHA_* environment variable
 (node.name -> DBHA_NODE_NAME, policy.fail_after -> DBHA_POLICY_FAIL_AFTER).
 Precedence: flags, then environment, then the file. See docs/configuration.md.
@@ -30,7 +37,10 @@ Precedence: flags, then environment, then the file. See docs/configuration.md.
 Flags:
 `
 
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == vip.GuardCommand {
+		return runGuard(ctx, args[1:], stdin, stdout, stderr)
+	}
 	fs := pflag.NewFlagSet("dbagent", pflag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfgPath := fs.StringP("config", "c", "", "YAML config file")
@@ -57,8 +67,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stdout, "configuration ok")
 		return nil
 	}
-	logger := newLogger(cfg, stderr)
-	deps := agent.Deps{Logger: logger}
+	logger := newLogger(cfg.Log.Level, cfg.Log.Format, stderr)
+	deps := agent.Deps{Logger: logger, VIPGuard: guardCommand()}
 	if cfg.Has(cluster.RoleDB) {
 		cred, err := config.LoadCredentials(cfg.MySQL.CredentialsFile)
 		if err != nil {
@@ -131,11 +141,35 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return a.Run(ctx)
 }
 
-func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
+// guardCommand is how the agent starts its VIP guard: this binary, run as
+// `dbagent vip-guard`. Nil (no guard) when the binary cannot be found.
+func guardCommand() []string {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil
+	}
+	return []string{exe, vip.GuardCommand}
+}
+
+// runGuard is `dbagent vip-guard`, the child the agent starts to remove
+// the VIP when the agent dies or stops renewing (see internal/vip).
+func runGuard(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	cfg, format, err := vip.ParseGuardArgs(args, stderr)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	logger := newLogger("info", format, stderr).With("component", vip.GuardCommand)
+	return vip.RunGuard(ctx, cfg, stdin, stdout, logger)
+}
+
+func newLogger(levelName, format string, w io.Writer) *slog.Logger {
 	var level slog.Level
-	_ = level.UnmarshalText([]byte(cfg.Log.Level))
+	_ = level.UnmarshalText([]byte(levelName))
 	opts := &slog.HandlerOptions{Level: level}
-	if cfg.Log.Format == "json" {
+	if format == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))

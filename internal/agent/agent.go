@@ -25,6 +25,7 @@ import (
 	"github.com/dbha/dbha/internal/planner"
 	"github.com/dbha/dbha/internal/proxy"
 	"github.com/dbha/dbha/internal/raft"
+	"github.com/dbha/dbha/internal/vip"
 )
 
 // Config wraps the loaded configuration.
@@ -46,6 +47,12 @@ type Deps struct {
 	// VIP holds the VIP on a proxy node with vip.address set. Nil means
 	// internal/vip built from the config.
 	VIP VIPActuator
+	// VIPGuard is the command (argv) that runs a VIP guard, the child
+	// process that removes the VIP when this agent dies or stops renewing
+	// (vip.StartGuard; dbagent passes itself and "vip-guard"). Used only
+	// with the VIP built from the config. Nil means no guard: then only
+	// the kernel lifetime removes the VIP of a killed agent.
+	VIPGuard []string
 }
 
 // Observer runs a poll loop and calls out with every observation.
@@ -66,6 +73,10 @@ type Agent struct {
 	raft *raft.Node
 	ctrl *controller.Controller
 	vip  VIPActuator // nil without a VIP to hold
+	// vipCfg is the VIP's config when the agent built the VIP itself
+	// (zero otherwise); the guard watches the same address.
+	vipCfg *vip.Config
+	guard  *vip.Guard // nil until vipLoop starts it, or without a guard
 
 	mu       sync.Mutex
 	clients  map[string]*client.Client
@@ -98,11 +109,11 @@ func New(cfg config.Config, deps Deps) (*Agent, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("agent %s: data dir: %w", cfg.Node.Name, err)
 	}
-	v, err := newVIP(cfg, deps)
+	v, vc, err := newVIP(cfg, deps)
 	if err != nil {
 		return nil, err
 	}
-	a.vip = v
+	a.vip, a.vipCfg = v, vc
 	var peers []raft.Peer
 	for _, p := range cfg.Peers() {
 		peers = append(peers, raft.Peer{Name: p.Name, RaftAddr: p.Addr})
@@ -219,7 +230,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		g.Go(func() error { a.proxyReportLoop(ctx); return nil })
 	}
 	if a.vip != nil {
-		g.Go(func() error { a.vipLoop(ctx); return nil })
+		g.Go(func() error { return a.vipLoop(ctx) })
 	}
 	<-ctx.Done()
 	err = g.Wait()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"sync"
 	"time"
 
@@ -62,28 +63,53 @@ func vipConfigFrom(c config.VIPConfig) (vip.Config, error) {
 }
 
 // newVIP builds and preflights the VIP actuator of a proxy agent with a
-// configured vip.address. It returns nil when there is no VIP to hold.
-func newVIP(cfg config.Config, deps Deps) (VIPActuator, error) {
+// configured vip.address. It returns nil when there is no VIP to hold, and
+// the VIP's config when it built the actuator itself.
+func newVIP(cfg config.Config, deps Deps) (VIPActuator, *vip.Config, error) {
 	if !cfg.Has(cluster.RoleProxy) || cfg.VIP.Address == "" {
-		return nil, nil
+		return nil, nil, nil
 	}
 	v := deps.VIP
+	var built *vip.Config
 	if v == nil {
 		vc, err := vipConfigFrom(cfg.VIP)
 		if err != nil {
-			return nil, fmt.Errorf("agent %s: %w: %w", cfg.Node.Name, ErrVIPPreflight, err)
+			return nil, nil, fmt.Errorf("agent %s: %w: %w", cfg.Node.Name, ErrVIPPreflight, err)
 		}
 		nv, err := vip.New(vc, deps.Logger.With("node", cfg.Node.Name))
 		if err != nil {
-			return nil, fmt.Errorf("agent %s: %w: %w", cfg.Node.Name, ErrVIPPreflight, err)
+			return nil, nil, fmt.Errorf("agent %s: %w: %w", cfg.Node.Name, ErrVIPPreflight, err)
 		}
-		v = nv
+		v, built = nv, &vc
 	}
 	if err := v.Check(); err != nil {
 		_ = v.Close()
-		return nil, fmt.Errorf("agent %s: %w: %w", cfg.Node.Name, ErrVIPPreflight, err)
+		return nil, nil, fmt.Errorf("agent %s: %w: %w", cfg.Node.Name, ErrVIPPreflight, err)
 	}
-	return v, nil
+	return v, built, nil
+}
+
+// startGuard starts the VIP guard (Deps.VIPGuard) for a VIP the agent
+// built itself, or replaces a guard that died.
+func (a *Agent) startGuard() error {
+	if a.vipCfg == nil || len(a.deps.VIPGuard) == 0 {
+		return nil
+	}
+	if a.guard != nil {
+		if a.guard.Alive() {
+			return nil
+		}
+		err := a.guard.Close()
+		a.log.Error("vip guard died; starting a new one", "pid", a.guard.PID(), "err", err)
+		a.guard = nil
+	}
+	g, err := vip.StartGuard(a.deps.VIPGuard, *a.vipCfg, a.cfg.Log.Format, os.Stderr)
+	if err != nil {
+		return fmt.Errorf("agent %s: %w", a.cfg.Node.Name, err)
+	}
+	a.guard = g
+	a.log.Info("vip guard started", "pid", g.PID())
+	return nil
 }
 
 // vipLease is the owner's lease as granted by the leader.
@@ -123,11 +149,16 @@ func (l *vipLease) get() (until time.Time, epoch, gen uint64, answered bool) {
 }
 
 // vipLoop enforces the VIP lease (DESIGN §5) until ctx ends, then runs the
-// on_stop policy. It owns two goroutines: the renewer, which asks the
-// leader for the lease while the committed state names this node the
-// owner, and the enforcer, which holds the address only while the lease is
-// valid.
-func (a *Agent) vipLoop(ctx context.Context) {
+// on_stop policy. It starts the VIP guard and owns two goroutines: the
+// renewer, which asks the leader for the lease while the committed state
+// names this node the owner, and the enforcer, which holds the address
+// only while the lease is valid. It fails only when the guard cannot
+// start.
+func (a *Agent) vipLoop(ctx context.Context) error {
+	if err := a.startGuard(); err != nil {
+		_ = a.vip.Close()
+		return err
+	}
 	l := &vipLease{wake: make(chan struct{}, 1)}
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -154,11 +185,20 @@ func (a *Agent) vipLoop(ctx context.Context) {
 		}
 		cancel()
 	} else {
+		if err := a.guard.Retain(); err != nil {
+			a.log.Warn("vip guard", "err", err)
+		}
 		a.log.Info("vip retained on shutdown (vip.on_stop=retain)", "vip", a.cfg.VIP.Address)
+	}
+	// The guard removes the address on exit unless told to retain; it
+	// was removed above already.
+	if err := a.guard.Close(); err != nil {
+		a.log.Warn("vip guard close", "err", err)
 	}
 	if err := a.vip.Close(); err != nil {
 		a.log.Warn("vip close", "err", err)
 	}
+	return nil
 }
 
 // vipRenewLoop renews the lease every vip.renew_interval while this node
@@ -221,6 +261,18 @@ func (a *Agent) renewVIP(ctx context.Context, node cluster.NodeName) (api.VIPLea
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	return c.RenewVIP(cctx, node)
+}
+
+// holdGuard tells the guard the lease ends at until, restarting a dead
+// guard first.
+func (a *Agent) holdGuard(until time.Time) error {
+	if a.vipCfg == nil || len(a.deps.VIPGuard) == 0 {
+		return nil
+	}
+	if err := a.startGuard(); err != nil {
+		return err
+	}
+	return a.guard.Hold(until)
 }
 
 // vipReleaseAttempts bounds how often the enforcer tries to confirm one
@@ -299,8 +351,25 @@ func (a *Agent) vipEnforceLoop(ctx context.Context, l *vipLease) {
 		if want && gen == applied {
 			skip = true // no new grant: do not extend the kernel lifetime
 		}
+		if want && !skip {
+			// The guard learns the lease's end before the kernel
+			// lifetime is renewed, so it never removes a renewed
+			// address on an older deadline. No working guard, no VIP.
+			if err := a.holdGuard(until); err != nil {
+				want = false
+				if err.Error() != lastErr {
+					a.log.Error("vip guard unavailable; not holding the VIP", "err", err)
+				}
+				lastErr = err.Error()
+			}
+		}
 		if !skip {
 			err := a.vip.Ensure(ctx, want)
+			if !want && err == nil {
+				if gerr := a.guard.None(); gerr != nil && ctx.Err() == nil {
+					a.log.Debug("vip guard", "err", gerr)
+				}
+			}
 			if want {
 				// Also after a failure: a retry would extend the
 				// kernel lifetime past this grant; the next grant

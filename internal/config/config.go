@@ -140,7 +140,7 @@ func Defaults() map[string]any {
 		"vip.refresh_interval":            "10s",
 		"vip.lease":                       "1s",
 		"vip.renew_interval":              "200ms",
-		"vip.skew_margin":                 "500ms",
+		"vip.skew_margin":                 "150ms",
 		"vip.kernel_lifetime":             "1s",
 		"vip.on_stop":                     "release",
 		"policy.poll_interval":            "250ms",
