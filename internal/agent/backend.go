@@ -33,6 +33,9 @@ func (b backend) Status(ctx context.Context) (api.Status, error) {
 		Observed: snap.Leading,
 	}
 	out.LeaderAPI = b.LeaderAPI()
+	if out.IsLeader && !rs.LeaderSince.IsZero() {
+		out.InOffice = a.now().Sub(rs.LeaderSince)
+	}
 	for _, s := range rs.Servers {
 		out.Raft = append(out.Raft, api.RaftServer{Name: s.Name, Address: s.RaftAddr, Suffrage: s.Suffrage, Leader: s.Leader})
 	}

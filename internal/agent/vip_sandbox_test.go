@@ -470,6 +470,51 @@ func TestVIPLeaseOnGalera(t *testing.T) {
 		}
 	})
 
+	// Loss of the owner's link: its agent lives on but reaches nobody, so
+	// its own lease ends the hold.
+	t.Run("OwnerLinkLoss", func(t *testing.T) {
+		owner := settled(t)
+		next := otherProxy(owner)
+		was := role(t, owner)
+		stop := recordHolders(t, w)
+		down := time.Now()
+		if err := s.LinkDown(ctx, owner); err != nil {
+			stop()
+			t.Fatal(err)
+		}
+		linkUp := func() {
+			if err := s.LinkUp(ctx, owner); err != nil {
+				t.Errorf("link up %s: %v", owner, err)
+			}
+		}
+		up := false
+		defer func() {
+			if !up {
+				linkUp()
+			}
+		}()
+		served := servedBy(t, w, clientNS, next)
+		steady()
+		samples := stop()
+		gone, ok1 := firstWhere(samples, down, lacks(owner))
+		took, ok2 := firstWhere(samples, down, holds(next))
+		if !ok1 || !ok2 {
+			t.Fatalf("samples missed the move (gone %v, taken %v)", ok1, ok2)
+		}
+		if gone.After(took) {
+			t.Fatalf("%s took the VIP at %s before %s lost it at %s", next, took, owner, gone)
+		}
+		t.Logf("figure: VIP failover on owner link loss (%s, %s): old owner dropped it after %s, %s holds it after %s, first TCP connect through it %s after the link went down",
+			owner, was, gone.Sub(down).Round(time.Millisecond), next, took.Sub(down).Round(time.Millisecond), served.Sub(down).Round(time.Millisecond))
+		stop = recordHolders(t, w)
+		up = true
+		linkUp()
+		if got := settled(t); got != next {
+			t.Errorf("after the link returned the VIP is on %s; want it to stay on %s", got, next)
+		}
+		stop()
+	})
+
 	t.Run("LeaderAgentSIGKILLKeepsOwner", func(t *testing.T) {
 		owner := settled(t)
 		st, err := status(t, c)

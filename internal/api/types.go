@@ -58,13 +58,16 @@ type Status struct {
 	LeaderAPI string           `json:"leader_api,omitempty"`
 	IsLeader  bool             `json:"is_leader"`
 	Term      uint64           `json:"term"`
-	Raft      []RaftServer     `json:"raft"`
-	Topology  cluster.Topology `json:"topology"`
-	Members   []cluster.Member `json:"members"`
-	Nodes     []NodeStatus     `json:"nodes"`   // DB nodes; observations only on the leader
-	Proxies   []ProxyStatus    `json:"proxies"` // proxy nodes
-	VIP       VIPStatus        `json:"vip"`
-	Grants    cluster.Grants   `json:"grants"`
+	// InOffice is how long the answering agent has led, by its own clock;
+	// set only when it leads (a forwarded status comes from the leader).
+	InOffice time.Duration    `json:"in_office_ns,omitempty"`
+	Raft     []RaftServer     `json:"raft"`
+	Topology cluster.Topology `json:"topology"`
+	Members  []cluster.Member `json:"members"`
+	Nodes    []NodeStatus     `json:"nodes"`   // DB nodes; observations only on the leader
+	Proxies  []ProxyStatus    `json:"proxies"` // proxy nodes
+	VIP      VIPStatus        `json:"vip"`
+	Grants   cluster.Grants   `json:"grants"`
 	// Observed is true when Nodes/Proxies carry live observations (the
 	// answering agent is the leader, or the request was forwarded to it).
 	Observed bool `json:"observed"`

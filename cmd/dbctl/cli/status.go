@@ -123,7 +123,11 @@ func writeStatus(w io.Writer, st api.Status) {
 	if st.Leader == "" {
 		fmt.Fprintf(tw, "Leader\tNONE (term %d)\n", st.Term)
 	} else {
-		fmt.Fprintf(tw, "Leader\t%s (term %d)\n", st.Leader, st.Term)
+		if st.IsLeader && st.InOffice > 0 {
+			fmt.Fprintf(tw, "Leader\t%s (term %d, in office %s)\n", st.Leader, st.Term, st.InOffice.Round(time.Second))
+		} else {
+			fmt.Fprintf(tw, "Leader\t%s (term %d)\n", st.Leader, st.Term)
+		}
 	}
 	fmt.Fprintf(tw, "Epoch\t%d\n", st.Topology.Epoch)
 	if st.Topology.Writer == "" {
