@@ -1,14 +1,10 @@
 package proxysql
 
 import (
-	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/dbha/dbha/internal/cluster"
@@ -44,7 +40,7 @@ type Config struct {
 	// Addr is the admin interface, host:port (default 127.0.0.1:6032).
 	Addr string
 	// User and Password are the admin credentials. The caller loads them,
-	// e.g. with LoadCredentials; they are never logged.
+	// e.g. with config.LoadCredentials; they are never logged.
 	User     string
 	Password string
 	// WriterHostgroup and ReaderHostgroup are the hostgroups dbha owns
@@ -148,59 +144,4 @@ func (c Config) Validate() error {
 		return fmt.Errorf("proxysql config: %w", errors.Join(errs...))
 	}
 	return nil
-}
-
-// LoadCredentials reads the admin credentials from a file in one of two
-// formats:
-//
-//   - one line "user:password", as in ProxySQL's admin_credentials
-//     (the password may contain ':'; only the first ':' splits);
-//   - key=value lines "user=..." and "password=...".
-//
-// Blank lines and lines starting with '#' are ignored; surrounding spaces
-// and a trailing newline are trimmed. The password is never part of an
-// error message.
-func LoadCredentials(path string) (user, password string, err error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return "", "", fmt.Errorf("proxysql credentials: %w", err)
-	}
-	var lines []string
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	for sc.Scan() {
-		l := strings.TrimSpace(sc.Text())
-		if l == "" || strings.HasPrefix(l, "#") {
-			continue
-		}
-		lines = append(lines, l)
-	}
-	if err := sc.Err(); err != nil {
-		return "", "", fmt.Errorf("proxysql credentials %s: %w", path, err)
-	}
-	if len(lines) == 1 && !strings.Contains(strings.SplitN(lines[0], ":", 2)[0], "=") && strings.Contains(lines[0], ":") {
-		user, password, _ = strings.Cut(lines[0], ":")
-	} else {
-		var haveUser, havePassword bool
-		for i, l := range lines {
-			k, v, ok := strings.Cut(l, "=")
-			if !ok {
-				return "", "", fmt.Errorf("proxysql credentials %s: line %d: want user:password or key=value", path, i+1)
-			}
-			switch strings.ToLower(strings.TrimSpace(k)) {
-			case "user", "username":
-				user, haveUser = strings.TrimSpace(v), true
-			case "password":
-				password, havePassword = strings.TrimSpace(v), true
-			default:
-				return "", "", fmt.Errorf("proxysql credentials %s: line %d: unknown key %q (want user, password)", path, i+1, strings.TrimSpace(k))
-			}
-		}
-		if !haveUser || !havePassword {
-			return "", "", fmt.Errorf("proxysql credentials %s: want both user and password", path)
-		}
-	}
-	if user == "" {
-		return "", "", fmt.Errorf("proxysql credentials %s: empty user", path)
-	}
-	return user, password, nil
 }

@@ -3,8 +3,6 @@ package proxysql
 import (
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -228,48 +226,5 @@ func TestConfigValidateListsEveryProblem(t *testing.T) {
 	}
 	if _, err := New(Config{User: "u", WriterHostgroup: 5, ReaderHostgroup: 5}, nil); err == nil {
 		t.Error("New accepted equal hostgroups")
-	}
-}
-
-func TestLoadCredentials(t *testing.T) {
-	dir := t.TempDir()
-	write := func(name, body string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	tests := []struct {
-		name, body, user, pass string
-		bad                    bool
-	}{
-		{"colon", "radmin:s3:cr=t\n", "radmin", "s3:cr=t", false},
-		{"kv", "# dbha\nuser = radmin\npassword=p=w:x\n", "radmin", "p=w:x", false},
-		{"kv username", "username=a\npassword=\n", "a", "", false},
-		{"kv missing password", "user=a\n", "", "", true},
-		{"unknown key", "user=a\npassword=b\nhost=c\n", "", "", true},
-		{"empty", "\n# nothing\n", "", "", true},
-		{"empty user", ":pw\n", "", "", true},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			u, p, err := LoadCredentials(write(tc.name, tc.body))
-			if tc.bad {
-				if err == nil {
-					t.Fatalf("accepted %q", tc.body)
-				}
-				if tc.pass != "" && strings.Contains(err.Error(), tc.pass) {
-					t.Errorf("error leaks the password: %v", err)
-				}
-				return
-			}
-			if err != nil || u != tc.user || p != tc.pass {
-				t.Errorf("got %q %q %v, want %q %q", u, p, err, tc.user, tc.pass)
-			}
-		})
-	}
-	if _, _, err := LoadCredentials(filepath.Join(dir, "absent")); err == nil {
-		t.Error("missing file accepted")
 	}
 }
