@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 
 	"github.com/spf13/pflag"
 
@@ -141,15 +140,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	return a.Run(ctx)
 }
 
-// guardCommand is how the agent starts its VIP guard: this binary, run as
-// `dbagent vip-guard`. Nil (no guard) when the binary cannot be found.
-func guardCommand() []string {
-	exe, err := os.Executable()
-	if err != nil {
-		return nil
-	}
-	return []string{exe, vip.GuardCommand}
-}
+// guardCommand is how the agent starts its VIP guard: this very binary,
+// run as `dbagent vip-guard`.
+func guardCommand() []string { return []string{vip.SelfExe, vip.GuardCommand} }
 
 // runGuard is `dbagent vip-guard`, the child the agent starts to remove
 // the VIP when the agent dies or stops renewing (see internal/vip).

@@ -92,7 +92,7 @@ func newVIP(cfg config.Config, deps Deps) (VIPActuator, *vip.Config, error) {
 // startGuard starts the VIP guard (Deps.VIPGuard) for a VIP the agent
 // built itself, or replaces a guard that died.
 func (a *Agent) startGuard() error {
-	if a.vipCfg == nil || len(a.deps.VIPGuard) == 0 {
+	if !a.guarded() {
 		return nil
 	}
 	if a.guard != nil {
@@ -263,17 +263,9 @@ func (a *Agent) renewVIP(ctx context.Context, node cluster.NodeName) (api.VIPLea
 	return c.RenewVIP(cctx, node)
 }
 
-// holdGuard tells the guard the lease ends at until, restarting a dead
-// guard first.
-func (a *Agent) holdGuard(until time.Time) error {
-	if a.vipCfg == nil || len(a.deps.VIPGuard) == 0 {
-		return nil
-	}
-	if err := a.startGuard(); err != nil {
-		return err
-	}
-	return a.guard.Hold(until)
-}
+// guarded reports whether this agent runs a VIP guard (a VIP it built
+// itself, with Deps.VIPGuard set).
+func (a *Agent) guarded() bool { return a.vipCfg != nil && len(a.deps.VIPGuard) > 0 }
 
 // vipReleaseAttempts bounds how often the enforcer tries to confirm one
 // release to the leader. A lost confirmation only costs a lease wait.
@@ -322,7 +314,7 @@ func (a *Agent) vipEnforceLoop(ctx context.Context, l *vipLease) {
 	start := a.now()
 	var applied uint64 // the grant generation last applied with Ensure(true)
 	var held, known bool
-	var lastErr string
+	var lastErr, guardErr string
 	// A node that loses ownership removes the address and then confirms
 	// the release to the leader, which may then hand the VIP over without
 	// waiting for this node's lease (a planned move).
@@ -333,6 +325,7 @@ func (a *Agent) vipEnforceLoop(ctx context.Context, l *vipLease) {
 		until, epoch, gen, answered := l.get()
 		now := a.now()
 		owner := st.VIP.Owner == me
+		guardOK := !a.guarded() || a.guard.Alive()
 		switch {
 		case owner:
 			releaseTries = 0
@@ -351,16 +344,19 @@ func (a *Agent) vipEnforceLoop(ctx context.Context, l *vipLease) {
 		if want && gen == applied {
 			skip = true // no new grant: do not extend the kernel lifetime
 		}
-		if want && !skip {
+		if want && !guardOK {
+			// No working guard, no VIP: nothing would remove the
+			// address if this agent died now. Let go first, then
+			// start a new guard (below).
+			want, skip = false, false
+		}
+		if want && !skip && a.guarded() {
 			// The guard learns the lease's end before the kernel
 			// lifetime is renewed, so it never removes a renewed
-			// address on an older deadline. No working guard, no VIP.
-			if err := a.holdGuard(until); err != nil {
-				want = false
-				if err.Error() != lastErr {
-					a.log.Error("vip guard unavailable; not holding the VIP", "err", err)
-				}
-				lastErr = err.Error()
+			// address on an older deadline.
+			if err := a.guard.Hold(until.Sub(now)); err != nil {
+				want, guardOK = false, false
+				a.log.Error("vip guard unavailable; not holding the VIP", "err", err)
 			}
 		}
 		if !skip {
@@ -412,12 +408,32 @@ func (a *Agent) vipEnforceLoop(ctx context.Context, l *vipLease) {
 				}
 			}
 		}
+		if !guardOK {
+			// After the release above, so a slow start never delays
+			// letting go. The next round holds again if it is up.
+			if err := a.startGuard(); err != nil && ctx.Err() == nil {
+				if err.Error() != guardErr {
+					a.log.Error("vip guard could not start; not holding the VIP", "err", err)
+				}
+				guardErr = err.Error()
+			} else {
+				guardErr = ""
+			}
+		}
 		if want {
 			expiry.Reset(until.Sub(now))
+		}
+		// A live guard's death wakes the loop at once; without a live
+		// guard (or without one at all) the nil channel never fires and
+		// the ticker retries.
+		var guardDone <-chan struct{}
+		if a.guard.Alive() {
+			guardDone = a.guard.Done()
 		}
 		select {
 		case <-ctx.Done():
 			return
+		case <-guardDone:
 		case <-changed:
 		case <-l.wake:
 		case <-expiry.C:

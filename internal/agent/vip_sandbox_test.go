@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -74,6 +75,35 @@ func recordHolders(t *testing.T, w *sandbox.HolderWatcher) (stop func() []vipSam
 		}
 		return samples
 	}
+}
+
+// guardPID finds the VIP guard that the agent with pid agentPID started.
+func guardPID(agentPID int) (int, error) {
+	dirs, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, err
+	}
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", d.Name(), "cmdline"))
+		if err != nil || !bytes.Contains(cmdline, []byte("\x00"+vip.GuardCommand+"\x00")) {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", d.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces, so cut at
+		// the last ')'.
+		fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+		if len(fields) > 1 && fields[1] == strconv.Itoa(agentPID) && !strings.HasPrefix(fields[0], "Z") {
+			return pid, nil
+		}
+	}
+	return 0, fmt.Errorf("no vip guard under agent pid %d", agentPID)
 }
 
 // firstWhere returns the time of the first sample, at or after from, for
@@ -302,7 +332,7 @@ func TestVIPLeaseOnGalera(t *testing.T) {
 			t.Fatalf("%s took the VIP at %s before %s lost it at %s", next, took, owner, gone)
 		}
 		// The agent's VIP guard removes a dead agent's address at once;
-		// the kernel lifetime (1 s, plus up to ~250 ms of kernel timer
+		// the kernel lifetime (1 s, plus up to about 1 s of kernel timer
 		// rounding) would be the backstop. This bound is a hang guard.
 		if d := gone.Sub(killed); d > 1500*time.Millisecond {
 			t.Errorf("the SIGKILLed owner's address lived %s after the kill", d)
@@ -383,6 +413,50 @@ func TestVIPLeaseOnGalera(t *testing.T) {
 			t.Errorf("VIP moved back to %s after its agent resumed; want it to stay on %s", got, next)
 		}
 		stop()
+	})
+
+	// Without a guard nothing would remove the address if the agent died,
+	// so the agent lets go of the VIP, starts a new guard and takes the
+	// VIP back (or the leader moves it); never two holders.
+	t.Run("GuardKilled", func(t *testing.T) {
+		owner := settled(t)
+		n, err := s.Node(owner)
+		if err != nil {
+			t.Fatal(err)
+		}
+		agentPID := n.Procs["dbagent"].PID
+		old, err := guardPID(agentPID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stop := recordHolders(t, w)
+		if err := syscall.Kill(old, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		sandbox.Eventually(t, 10*time.Second, "a new guard under "+string(owner)+"'s agent", func() error {
+			pid, err := guardPID(agentPID)
+			if err != nil {
+				return err
+			}
+			if pid == old {
+				return fmt.Errorf("guard %d still there", pid)
+			}
+			return nil
+		})
+		now := settled(t)
+		samples := stop()
+		gone, ok := firstWhere(samples, time.Time{}, lacks(owner))
+		if !ok {
+			t.Errorf("%s kept the VIP while it had no guard", owner)
+		}
+		log, err := os.ReadFile(n.Procs["dbagent"].Log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Contains(log, []byte(`msg="vip guard died; starting a new one"`)) {
+			t.Errorf("%s's agent did not log the guard's death", owner)
+		}
+		t.Logf("guard %d of %s killed: VIP let go at %s, now on %s", old, owner, gone.Format("15:04:05.000"), now)
 	})
 
 	t.Run("OwnerAgentSIGTERMReleasesAtOnce", func(t *testing.T) {

@@ -30,6 +30,11 @@ import (
 //
 // The guard answers "ready" on stdout once its netlink handle is open.
 
+// SelfExe runs the calling binary itself, even after it was replaced or
+// deleted on disk (an upgrade): the guard is always the agent's own
+// version.
+const SelfExe = "/proc/self/exe"
+
 // GuardCommand is the argument that makes dbagent run as a VIP guard.
 const GuardCommand = "vip-guard"
 

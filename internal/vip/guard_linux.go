@@ -15,17 +15,23 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 )
 
-// guardStartTimeout bounds how long StartGuard waits for "ready".
-const guardStartTimeout = 10 * time.Second
+// GuardStartTimeout bounds how long StartGuard waits for "ready".
+const GuardStartTimeout = 2 * time.Second
 
 // guardExitTimeout bounds how long Close waits for the guard to exit.
 const guardExitTimeout = 5 * time.Second
+
+// guardWriteTimeout bounds one order. A guard that does not read its
+// orders for this long is stuck (stopped, or the host is starved), and is
+// killed: the agent then treats it as gone and lets go of the VIP.
+const guardWriteTimeout = time.Second
 
 // monotonic is CLOCK_MONOTONIC, which both processes share (Go's own
 // monotonic readings are not comparable across processes).
@@ -45,38 +51,53 @@ type Guard struct {
 	err  error         // the child's exit status, after done
 
 	mu     sync.Mutex
-	w      io.WriteCloser // the child's stdin; nil after Close
-	broken error          // first write error
+	w      *os.File // the child's stdin; nil after Close
+	broken error    // first write error
 }
 
 // StartGuard starts argv (the agent's own binary and GuardCommand) with
-// GuardArgs(cfg, logFormat) appended, and waits until the guard is ready.
-// The child's stderr (its log) goes to logOut.
+// GuardArgs(cfg, logFormat) appended, and waits until the guard is ready:
+// it has checked its capabilities and the interface, and can remove the
+// address. The child's stderr (its log) goes to logOut.
 func StartGuard(argv []string, cfg Config, logFormat string, logOut io.Writer) (*Guard, error) {
 	if len(argv) == 0 {
 		return nil, errors.New("start vip guard: no command")
 	}
 	args := append(argv[1:len(argv):len(argv)], GuardArgs(cfg, logFormat)...)
 	cmd := exec.Command(argv[0], args...)
+	if argv[0] == SelfExe {
+		// Show the binary's name in ps, not /proc/self/exe.
+		if p, err := os.Executable(); err == nil {
+			cmd.Args[0] = p
+		}
+	}
 	cmd.Stderr = logOut
 	// Its own process group: a Ctrl-C meant for the agent must not reach
 	// the guard before the agent has had its say (on_stop).
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	w, err := cmd.StdinPipe()
+	// Our own pipes (not cmd.StdinPipe/StdoutPipe): the orders pipe needs
+	// write deadlines, and the ready pipe is read while Wait runs.
+	inR, inW, err := os.Pipe()
 	if err != nil {
 		return nil, fmt.Errorf("start vip guard: %w", err)
 	}
-	r, err := cmd.StdoutPipe()
+	outR, outW, err := os.Pipe()
 	if err != nil {
+		_, _ = inR.Close(), inW.Close()
 		return nil, fmt.Errorf("start vip guard: %w", err)
 	}
-	if err := cmd.Start(); err != nil {
+	cmd.Stdin, cmd.Stdout = inR, outW
+	err = cmd.Start()
+	_, _ = inR.Close(), outW.Close() // the child's ends
+	if err != nil {
+		_, _ = inW.Close(), outR.Close()
 		return nil, fmt.Errorf("start vip guard %s: %w", argv[0], err)
 	}
-	g := &Guard{cmd: cmd, w: w, done: make(chan struct{})}
+	g := &Guard{cmd: cmd, w: inW, done: make(chan struct{})}
 	ready := make(chan error, 1)
 	go func() {
-		line, err := bufio.NewReader(r).ReadString('\n')
+		defer outR.Close()
+		line, err := bufio.NewReader(outR).ReadString('\n')
 		switch {
 		case strings.TrimSpace(line) == guardReady:
 			ready <- nil
@@ -85,7 +106,6 @@ func StartGuard(argv []string, cfg Config, logFormat string, logOut io.Writer) (
 		default:
 			ready <- fmt.Errorf("guard said %q, want %q", strings.TrimSpace(line), guardReady)
 		}
-		_, _ = io.Copy(io.Discard, r) // until the child exits
 	}()
 	go func() {
 		g.err = cmd.Wait()
@@ -93,12 +113,13 @@ func StartGuard(argv []string, cfg Config, logFormat string, logOut io.Writer) (
 	}()
 	select {
 	case err = <-ready:
-	case <-time.After(guardStartTimeout):
-		err = fmt.Errorf("guard not ready after %s", guardStartTimeout)
+	case <-time.After(GuardStartTimeout):
+		err = fmt.Errorf("guard not ready after %s", GuardStartTimeout)
 	}
 	if err != nil {
 		_ = cmd.Process.Kill()
 		<-g.done
+		_ = inW.Close()
 		return nil, fmt.Errorf("start vip guard: %w (exit: %v)", err, g.err)
 	}
 	return g, nil
@@ -112,11 +133,10 @@ func (g *Guard) PID() int {
 	return g.cmd.Process.Pid
 }
 
-// Hold tells the guard that the address may stay until until (by this
-// process's clock) and must go then unless a later Hold arrives. Call it
-// before every Ensure(true) that renews the address, with the lease's end.
-func (g *Guard) Hold(until time.Time) error {
-	left := time.Until(until)
+// Hold tells the guard that the address may stay for left from now and
+// must go then unless a later Hold arrives. Call it before every
+// Ensure(true) that renews the address, with the time left on the lease.
+func (g *Guard) Hold(left time.Duration) error {
 	return g.send(fmt.Sprintf("%s %d", guardHold, int64(monotonic()+left)))
 }
 
@@ -139,14 +159,27 @@ func (g *Guard) send(msg string) error {
 	if g.w == nil {
 		return errors.New("vip guard: closed")
 	}
+	_ = g.w.SetWriteDeadline(time.Now().Add(guardWriteTimeout))
 	if _, err := io.WriteString(g.w, msg+"\n"); err != nil {
-		g.broken = fmt.Errorf("vip guard (pid %d) is gone: %w", g.PID(), err)
+		g.broken = fmt.Errorf("vip guard (pid %d) is gone or stuck: %w", g.PID(), err)
+		// A stuck guard must not look alive: the agent would keep the
+		// VIP with nobody to remove it.
+		_ = g.cmd.Process.Kill()
 		return g.broken
 	}
 	return nil
 }
 
-// Alive reports whether the guard process is still running.
+// Done is closed when the guard process has exited.
+func (g *Guard) Done() <-chan struct{} {
+	if g == nil {
+		return nil
+	}
+	return g.done
+}
+
+// Alive reports whether the guard process is still running and taking
+// orders.
 func (g *Guard) Alive() bool {
 	if g == nil {
 		return false
@@ -155,8 +188,10 @@ func (g *Guard) Alive() bool {
 	case <-g.done:
 		return false
 	default:
-		return true
 	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.broken == nil
 }
 
 // Close closes the guard's stdin, which makes it remove the address
@@ -187,22 +222,32 @@ func (g *Guard) Close() error {
 // RunGuard is the guard process's main loop (see GuardCommand). It reads
 // orders from in until EOF, removes the address when a hold deadline
 // passes, and on EOF removes it unless told to retain. It says "ready" on
-// out once it can act.
+// out once it can act: it has the capabilities and the interface exists.
 func RunGuard(ctx context.Context, cfg Config, in io.Reader, out io.Writer, logger *slog.Logger) error {
 	// The agent decides what a stop means (vip.on_stop); the guard acts
-	// on the agent's exit, which it sees as EOF.
-	signal.Ignore(os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	// on the agent's exit, which it sees as EOF. Being in a background
+	// process group, it must not stop on terminal I/O either, and a gone
+	// log reader must not kill it.
+	signal.Ignore(os.Interrupt, syscall.SIGTERM, syscall.SIGHUP,
+		syscall.SIGTTOU, syscall.SIGTTIN, syscall.SIGTSTP, syscall.SIGPIPE)
 	v, err := New(cfg, logger)
 	if err != nil {
 		return err
 	}
 	defer v.Close()
+	if err := v.Check(); err != nil {
+		return fmt.Errorf("vip guard: %w", err)
+	}
 	log := logger.With("vip", cfg.Address.String(), "interface", cfg.Interface)
 	type order struct {
 		word     string
 		deadline time.Duration
 		err      error
 	}
+	// latest is the newest hold deadline read from the pipe (0: none). The
+	// reader stores it before it queues the order, so an expiry that races
+	// with a newer hold can see it (see the timer case below).
+	var latest atomic.Int64
 	orders := make(chan order)
 	go func() {
 		defer close(orders)
@@ -215,14 +260,25 @@ func RunGuard(ctx context.Context, cfg Config, in io.Reader, out io.Writer, logg
 				ns, err := strconv.ParseInt(f[1], 10, 64)
 				if err != nil || ns <= 0 {
 					o.err = fmt.Errorf("bad order %q", sc.Text())
+					latest.Store(0)
+				} else {
+					latest.Store(ns)
 				}
 				o.word, o.deadline = guardHold, time.Duration(ns)
 			case len(f) == 1 && (f[0] == guardNone || f[0] == guardRetain):
 				o.word = f[0]
+				if f[0] == guardNone {
+					latest.Store(0)
+				}
 			default:
 				o.err = fmt.Errorf("unknown order %q", sc.Text())
+				latest.Store(0)
 			}
-			orders <- o
+			select {
+			case orders <- o:
+			case <-ctx.Done():
+				return
+			}
 		}
 	}()
 	if _, err := fmt.Fprintln(out, guardReady); err != nil {
@@ -271,6 +327,12 @@ func RunGuard(ctx context.Context, cfg Config, in io.Reader, out io.Writer, logg
 				retain = true
 			}
 		case <-timer.C:
+			// A newer hold may have been read but not yet taken from
+			// the channel (select picks at random among ready cases).
+			if d := time.Duration(latest.Load()); d > monotonic() {
+				timer.Reset(d - monotonic())
+				continue
+			}
 			remove("the lease ran out without a renewal from the agent")
 		case <-ctx.Done():
 			return nil

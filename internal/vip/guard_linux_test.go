@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"strings"
 	"testing"
 	"time"
 )
@@ -46,7 +47,7 @@ func TestGuard(t *testing.T) {
 
 	t.Run("agent exit removes the address", func(t *testing.T) {
 		g := startTestGuard(t, acquire(t))
-		if err := g.Hold(time.Now().Add(time.Hour)); err != nil {
+		if err := g.Hold(time.Hour); err != nil {
 			t.Fatal(err)
 		}
 		mustHeld(t, v, true)
@@ -60,7 +61,7 @@ func TestGuard(t *testing.T) {
 
 	t.Run("a passed deadline removes the address", func(t *testing.T) {
 		g := startTestGuard(t, acquire(t))
-		if err := g.Hold(time.Now().Add(300 * time.Millisecond)); err != nil {
+		if err := g.Hold(300 * time.Millisecond); err != nil {
 			t.Fatal(err)
 		}
 		mustHeld(t, v, true)
@@ -77,7 +78,7 @@ func TestGuard(t *testing.T) {
 		g := startTestGuard(t, acquire(t))
 		end := time.Now().Add(1500 * time.Millisecond)
 		for time.Now().Before(end) {
-			if err := g.Hold(time.Now().Add(300 * time.Millisecond)); err != nil {
+			if err := g.Hold(300 * time.Millisecond); err != nil {
 				t.Fatal(err)
 			}
 			mustHeld(t, v, true)
@@ -99,9 +100,23 @@ func TestGuard(t *testing.T) {
 		mustHeld(t, v, false)
 	})
 
+	t.Run("a guard that cannot act does not start", func(t *testing.T) {
+		cfg := v.cfg
+		cfg.Interface, cfg.Label = "nosuch0", ""
+		t.Setenv(guardChildEnv, "1")
+		g, err := StartGuard([]string{os.Args[0], GuardCommand}, cfg, "text", tWriter{t})
+		if err == nil {
+			_ = g.Close()
+			t.Fatal("a guard for a missing interface said it was ready")
+		}
+		if !strings.Contains(err.Error(), "start vip guard") {
+			t.Errorf("error does not say what failed: %v", err)
+		}
+	})
+
 	t.Run("retain leaves the address on exit", func(t *testing.T) {
 		g := startTestGuard(t, acquire(t))
-		if err := g.Hold(time.Now().Add(time.Hour)); err != nil {
+		if err := g.Hold(time.Hour); err != nil {
 			t.Fatal(err)
 		}
 		if err := g.Retain(); err != nil {

@@ -20,7 +20,10 @@ func StartGuard([]string, Config, string, io.Writer) (*Guard, error) { return ni
 func (g *Guard) PID() int { return 0 }
 
 // Hold does nothing.
-func (g *Guard) Hold(time.Time) error { return nil }
+func (g *Guard) Hold(time.Duration) error { return nil }
+
+// Done returns nil.
+func (g *Guard) Done() <-chan struct{} { return nil }
 
 // None does nothing.
 func (g *Guard) None() error { return nil }
