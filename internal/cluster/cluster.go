@@ -288,6 +288,11 @@ type Report struct {
 type VIPState struct {
 	Owner      NodeName `json:"owner,omitempty"`
 	LeaseEpoch uint64   `json:"lease_epoch"` // rises on every owner change
+	// Since is when the leader decided this assignment, by its clock. A
+	// new owner's first lease counts from it: renewals from an earlier
+	// lease of the same node do not. Zero in states from before it
+	// existed.
+	Since time.Time `json:"since,omitzero"`
 }
 
 // JoinGrant allows one joiner to take state from one donor.

@@ -491,6 +491,11 @@ func TestPlanClampsPollCounts(t *testing.T) {
 	}
 }
 
+// newLeader makes the leader's time in office d.
+func newLeader(d time.Duration) mod {
+	return func(in *Input) { in.LeaderSince = in.Now.Add(-d) }
+}
+
 func TestCanRenewVIP(t *testing.T) {
 	tests := []struct {
 		name string
@@ -508,6 +513,16 @@ func TestCanRenewVIP(t *testing.T) {
 		{name: "silent owner", node: "px1", mods: []mod{staleBy("px1", 2*time.Second)}},
 		{name: "owner in maintenance", node: "px1", mods: []mod{member("px1", func(m *cluster.Member) { m.Maintenance = true })}},
 		{name: "owner is no proxy member", node: "db1", mods: []mod{func(in *Input) { in.State.VIP.Owner = "db1" }}},
+		// A leader that just took office has no reports yet.
+		{name: "new leader, no report from the owner yet", node: "px1", want: true,
+			mods: []mod{newLeader(300 * time.Millisecond), func(in *Input) { delete(in.Reports, "px1") }}},
+		{name: "leader in office over a lease, no report from the owner", node: "px1",
+			mods: []mod{newLeader(1100 * time.Millisecond), func(in *Input) { delete(in.Reports, "px1") }}},
+		{name: "new leader, stale report from the owner", node: "px1",
+			mods: []mod{newLeader(300 * time.Millisecond), staleBy("px1", 2*time.Second)}},
+		{name: "new leader, owner in maintenance without a report", node: "px1",
+			mods: []mod{newLeader(300 * time.Millisecond), func(in *Input) { delete(in.Reports, "px1") },
+				member("px1", func(m *cluster.Member) { m.Maintenance = true })}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -28,6 +28,21 @@ func vipFit(in Input, p Policy, m cluster.Member) (bool, string) {
 	return true, ""
 }
 
+// vipOwnerFit is vipFit for the committed owner, with one grace: a leader
+// that took office less than one lease ago and has no report from the
+// owner at all yet (reports go to the leader, which just changed) keeps
+// it fit, so its renewals do not lapse on every leadership change. After
+// one lease without a report it is judged like any proxy, and the usual
+// wait from the leader's start still guards a hand-over.
+func vipOwnerFit(in Input, p Policy, m cluster.Member) (bool, string) {
+	ok, why := vipFit(in, p, m)
+	if _, reported := in.Reports[m.Name]; !ok && !reported && !m.Maintenance && !m.Draining &&
+		in.Now.Sub(in.LeaderSince) <= p.VIPLease {
+		return true, ""
+	}
+	return ok, why
+}
+
 // vipEligible reports whether proxy member m may be given the VIP: it is fit
 // and has applied at least the committed epoch, so it routes by the current
 // topology. The applied epoch is compared with the committed epoch, not the
@@ -131,6 +146,13 @@ func released(in Input, node cluster.NodeName) bool {
 	return !ok || rel.After(renewed)
 }
 
+// releasedThisLease is released for the committed owner, counting only a
+// confirmation made after its assignment: one from an earlier lease of the
+// same node says nothing about the current one.
+func releasedThisLease(in Input, owner cluster.NodeName) bool {
+	return released(in, owner) && in.VIPReleased[owner].After(in.State.VIP.Since)
+}
+
 // planVIP decides the VIP owner. committed is the committed topology epoch
 // (for eligibility); eventEpoch is the epoch after this decision;
 // topoChange says this decision also commits a new topology.
@@ -144,7 +166,7 @@ func planVIP(in Input, p Policy, committed, eventEpoch cluster.Epoch, topoChange
 	inputs := map[string]string{}
 	for _, m := range membersWith(in.State.Members, cluster.RoleProxy) {
 		if m.Name == owner {
-			ownerFit, ownerWhy = vipFit(in, p, m)
+			ownerFit, ownerWhy = vipOwnerFit(in, p, m)
 		}
 		ok, reason := vipEligible(in, p, m, committed)
 		if ok {
@@ -209,17 +231,15 @@ func planVIP(in Input, p Policy, committed, eventEpoch cluster.Epoch, topoChange
 	}
 	// An owner that confirmed a release after its last renewal (it shut
 	// down with vip.on_stop: release) no longer holds the address.
-	if ownerFit && released(in, owner) {
+	if ownerFit && releasedThisLease(in, owner) {
 		ownerFit, ownerWhy = false, "confirmed it released the vip"
 	}
-	// An owner whose renewals stopped reaching this leader for longer than
-	// its lease has dropped the address by its own rule (or is dead), even
-	// if its last report is still within agent_timeout. Judge it only once
-	// this leader has been in office for a full lease, so that it had the
-	// chance to hear renewals.
-	if renewed, ok := in.VIPRenewals[owner]; ownerFit && ok && in.Now.Sub(renewed) > p.VIPLease &&
-		in.Now.Sub(in.LeaderSince) > p.VIPLease {
-		ownerFit, ownerWhy = false, fmt.Sprintf("stopped renewing its lease (last renewal %s ago)", in.Now.Sub(renewed))
+	// An owner whose renewals stopped for longer than its lease has let
+	// go (leaseLapsed); CanRenewVIP refuses it too.
+	if ownerFit {
+		if lapsed, why := leaseLapsed(in, p, owner); lapsed {
+			ownerFit, ownerWhy = false, why
+		}
 	}
 	// The owner keeps the VIP while it is fit, even if it lags behind the
 	// committed epoch: every topology change would otherwise make a new
@@ -239,7 +259,7 @@ func planVIP(in Input, p Policy, committed, eventEpoch cluster.Epoch, topoChange
 	deadline := base.Add(p.VIPWait())
 	inputs["owner"] = fmt.Sprintf("%s not fit: %s", owner, ownerWhy)
 	inputs["lease_until"] = deadline.UTC().Format(time.RFC3339Nano)
-	if rel, ok := in.VIPReleased[owner]; ok && rel.After(in.VIPRenewals[owner]) && !rel.Before(in.LeaderSince) {
+	if rel, ok := in.VIPReleased[owner]; ok && releasedThisLease(in, owner) && !rel.Before(in.LeaderSince) {
 		deadline, from = rel, "its confirmed release"
 		inputs["lease_until"] = deadline.UTC().Format(time.RFC3339Nano)
 	}
@@ -270,7 +290,7 @@ func vipMove(in Input, to cluster.NodeName, epoch cluster.Epoch, reason string, 
 		node = in.State.VIP.Owner
 	}
 	return &cluster.SetVIPOwner{
-		VIP: cluster.VIPState{Owner: to, LeaseEpoch: in.State.VIP.LeaseEpoch + 1},
+		VIP: cluster.VIPState{Owner: to, LeaseEpoch: in.State.VIP.LeaseEpoch + 1, Since: in.Now},
 		Event: &cluster.Event{
 			Time: in.Now, Epoch: epoch, Kind: cluster.EventVIP, Node: node,
 			Reason: reason, Inputs: inputs,
@@ -302,8 +322,39 @@ func CanRenewVIP(in Input, node cluster.NodeName) (bool, string) {
 	if !ok || !m.Has(cluster.RoleProxy) {
 		return false, fmt.Sprintf("%s is not a proxy member", node)
 	}
-	if ok, why := vipFit(in, p, m); !ok {
+	if ok, why := vipOwnerFit(in, p, m); !ok {
+		return false, fmt.Sprintf("%s: %s", node, why)
+	}
+	// Its own lease ran out, so it has let go of the address; the planner
+	// hands the VIP over (or re-assigns it) under a new lease epoch
+	// instead of reviving this one.
+	if lapsed, why := leaseLapsed(in, p, node); lapsed {
 		return false, fmt.Sprintf("%s: %s", node, why)
 	}
 	return true, ""
+}
+
+// leaseLapsed reports whether owner's renewals stopped reaching this leader
+// for longer than its lease: it has dropped the address by its own rule
+// (or is dead), even if its last report is still within agent_timeout.
+// The lease counts from its last renewal, or from its assignment when that
+// is later (renewals of an earlier lease of the same node do not count),
+// so an owner that never renewed after it was assigned lapses too. It is
+// judged only once this leader has been in office for a full lease, so
+// that it had the chance to hear renewals.
+func leaseLapsed(in Input, p Policy, owner cluster.NodeName) (bool, string) {
+	if in.Now.Sub(in.LeaderSince) <= p.VIPLease {
+		return false, ""
+	}
+	renewed, ok := in.VIPRenewals[owner]
+	if since := in.State.VIP.Since; !since.IsZero() && !since.Before(renewed) {
+		if in.Now.Sub(since) > p.VIPLease {
+			return true, fmt.Sprintf("has not renewed its lease since it was assigned %s ago", in.Now.Sub(since))
+		}
+		return false, ""
+	}
+	if ok && in.Now.Sub(renewed) > p.VIPLease {
+		return true, fmt.Sprintf("stopped renewing its lease (last renewal %s ago)", in.Now.Sub(renewed))
+	}
+	return false, ""
 }
