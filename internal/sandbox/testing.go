@@ -65,18 +65,6 @@ func Eventually(t testing.TB, within time.Duration, what string, cond func() err
 	}
 }
 
-// WatchVIP opens a HolderWatcher on s's proxies and closes it in
-// t.Cleanup.
-func WatchVIP(t testing.TB, s *Sandbox) *HolderWatcher {
-	t.Helper()
-	w, err := s.WatchVIP()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { w.Close() })
-	return w
-}
-
 // Partition cuts a from b (Sandbox.Partition) and returns heal, which
 // undoes the cut the first time it is called and reports a failure with
 // t.Errorf. A cut not yet healed when the test ends is healed in t.Cleanup.

@@ -1,3 +1,5 @@
+//go:build linux
+
 package sandbox
 
 import (
@@ -6,6 +8,7 @@ import (
 	"net"
 	"slices"
 	"sync"
+	"testing"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -117,4 +120,16 @@ func (w *HolderWatcher) Close() error {
 	}
 	w.handles, w.names = nil, nil
 	return nil
+}
+
+// WatchVIP opens a HolderWatcher on s's proxies and closes it in
+// t.Cleanup.
+func WatchVIP(t testing.TB, s *Sandbox) *HolderWatcher {
+	t.Helper()
+	w, err := s.WatchVIP()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Close() })
+	return w
 }

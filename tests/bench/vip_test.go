@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package bench holds dbha's benchmarks against real baselines, run on the
 // sandbox test-bed (internal/sandbox). `make bench-vip` runs the VIP one:
 // issue 6's comparison of dbha's lease-held VIP with keepalived (VRRP).
