@@ -108,6 +108,22 @@ func guardPID(agentPID int) (int, error) {
 	return 0, fmt.Errorf("no vip guard under agent pid %d", agentPID)
 }
 
+// handover returns when owner first lacked the VIP and when next first held
+// it, at or after from, and fails the test if the samples miss either or
+// next took it before owner let go.
+func handover(t *testing.T, samples []vipSample, from time.Time, owner, next cluster.NodeName) (gone, took time.Time) {
+	t.Helper()
+	gone, ok1 := firstWhere(samples, from, lacks(owner))
+	took, ok2 := firstWhere(samples, from, holds(next))
+	if !ok1 || !ok2 {
+		t.Fatalf("samples missed the move (gone %v, taken %v): %d samples", ok1, ok2, len(samples))
+	}
+	if gone.After(took) {
+		t.Fatalf("%s took the VIP at %s before %s lost it at %s", next, took.Format("15:04:05.000"), owner, gone.Format("15:04:05.000"))
+	}
+	return gone, took
+}
+
 // firstWhere returns the time of the first sample, at or after from, for
 // which ok holds.
 func firstWhere(samples []vipSample, from time.Time, ok func([]cluster.NodeName) bool) (time.Time, bool) {
@@ -325,14 +341,7 @@ func TestVIPLeaseOnGalera(t *testing.T) {
 		served := servedBy(t, w, clientNS, next)
 		steady()
 		samples := stop()
-		gone, ok1 := firstWhere(samples, killed, lacks(owner))
-		took, ok2 := firstWhere(samples, killed, holds(next))
-		if !ok1 || !ok2 {
-			t.Fatalf("samples missed the move (gone %v, taken %v)", ok1, ok2)
-		}
-		if gone.After(took) {
-			t.Fatalf("%s took the VIP at %s before %s lost it at %s", next, took, owner, gone)
-		}
+		gone, took := handover(t, samples, killed, owner, next)
 		// The agent's VIP guard removes a dead agent's address at once;
 		// the kernel lifetime (1 s, plus up to about 1 s of kernel timer
 		// rounding) would be the backstop. This bound is a hang guard.
@@ -387,14 +396,7 @@ func TestVIPLeaseOnGalera(t *testing.T) {
 		served := servedBy(t, w, clientNS, next)
 		steady()
 		samples := stop()
-		gone, ok1 := firstWhere(samples, stopped, lacks(owner))
-		took, ok2 := firstWhere(samples, stopped, holds(next))
-		if !ok1 || !ok2 {
-			t.Fatalf("samples missed the move (gone %v, taken %v)", ok1, ok2)
-		}
-		if gone.After(took) {
-			t.Fatalf("%s took the VIP at %s before %s lost it at %s", next, took, owner, gone)
-		}
+		gone, took := handover(t, samples, stopped, owner, next)
 		n, err := s.Node(owner)
 		if err != nil {
 			t.Fatal(err)
@@ -485,12 +487,7 @@ func TestVIPLeaseOnGalera(t *testing.T) {
 		servedBy(t, w, clientNS, next)
 		steady()
 		samples := stop()
-		gone, ok1 := firstWhere(samples, termed, lacks(owner))
-		took, ok2 := firstWhere(samples, termed, holds(next))
-		if !ok1 || !ok2 {
-			t.Fatalf("samples missed the move (gone %v, taken %v): %d samples, first %+v, last %+v",
-				ok1, ok2, len(samples), samples[0], samples[len(samples)-1])
-		}
+		gone, took := handover(t, samples, termed, owner, next)
 		// Released at once: well inside one lease, not by the kernel.
 		if d := gone.Sub(termed); gone.IsZero() || d > 500*time.Millisecond {
 			t.Errorf("SIGTERMed owner released the VIP after %s; want at once (under 500 ms)", d)
@@ -527,11 +524,7 @@ func TestVIPLeaseOnGalera(t *testing.T) {
 		servedBy(t, w, clientNS, next)
 		steady()
 		samples := stop()
-		gone, ok1 := firstWhere(samples, cut, lacks(owner))
-		took, ok2 := firstWhere(samples, cut, holds(next))
-		if !ok1 || !ok2 {
-			t.Fatalf("samples missed the move (gone %v, taken %v)", ok1, ok2)
-		}
+		gone, took := handover(t, samples, cut, owner, next)
 		// vip.lease is 1 s from the last renewal sent before the cut; a
 		// leader cut off with its proxy steps down within 250 ms and may
 		// grant until then.
@@ -572,14 +565,7 @@ func TestVIPLeaseOnGalera(t *testing.T) {
 		served := servedBy(t, w, clientNS, next)
 		steady()
 		samples := stop()
-		gone, ok1 := firstWhere(samples, down, lacks(owner))
-		took, ok2 := firstWhere(samples, down, holds(next))
-		if !ok1 || !ok2 {
-			t.Fatalf("samples missed the move (gone %v, taken %v)", ok1, ok2)
-		}
-		if gone.After(took) {
-			t.Fatalf("%s took the VIP at %s before %s lost it at %s", next, took, owner, gone)
-		}
+		gone, took := handover(t, samples, down, owner, next)
 		t.Logf("figure: VIP failover on owner link loss (%s, %s): old owner dropped it after %s, %s holds it after %s, first TCP connect through it %s after the link went down",
 			owner, was, gone.Sub(down).Round(time.Millisecond), next, took.Sub(down).Round(time.Millisecond), served.Sub(down).Round(time.Millisecond))
 		stop = recordHolders(t, w)
