@@ -107,7 +107,7 @@ func TestVIPPlannedMoveOnGalera(t *testing.T) {
 		// The client reaches the new owner through the VIP.
 		var served time.Time
 		sandbox.Eventually(t, 5*time.Second, "TCP connect to the VIP after the move", func() error {
-			if err := dialVIP(ctx, clientNS, 300*time.Millisecond); err != nil {
+			if err := sandbox.DialVIP(ctx, clientNS, 300*time.Millisecond); err != nil {
 				return err
 			}
 			served = time.Now()

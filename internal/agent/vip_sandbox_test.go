@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -108,6 +107,27 @@ func guardPID(agentPID int) (int, error) {
 	return 0, fmt.Errorf("no vip guard under agent pid %d", agentPID)
 }
 
+// agentLogged polls node's agent log until it holds every one of want.
+func agentLogged(t *testing.T, s *sandbox.Sandbox, node cluster.NodeName, want ...string) {
+	t.Helper()
+	n, err := s.Node(node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sandbox.Eventually(t, 5*time.Second, fmt.Sprintf("%q in %s's agent log", want, node), func() error {
+		log, err := os.ReadFile(n.Procs["dbagent"].Log)
+		if err != nil {
+			return err
+		}
+		for _, w := range want {
+			if !bytes.Contains(log, []byte(w)) {
+				return fmt.Errorf("no %s", w)
+			}
+		}
+		return nil
+	})
+}
+
 // handover returns when owner first lacked the VIP and when next first held
 // it, at or after from, and fails the test if the samples miss either or
 // next took it before owner let go.
@@ -141,18 +161,6 @@ func holds(n cluster.NodeName) func([]cluster.NodeName) bool {
 
 func lacks(n cluster.NodeName) func([]cluster.NodeName) bool {
 	return func(hs []cluster.NodeName) bool { return !slices.Contains(hs, n) }
-}
-
-// dialVIP opens (and closes) one TCP connection to the VIP's writer port
-// from the client namespace.
-func dialVIP(ctx context.Context, clientNS string, timeout time.Duration) error {
-	cctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	conn, err := sandbox.DialContextIn(clientNS)(cctx, "tcp", net.JoinHostPort(sandbox.VIP, fmt.Sprint(sandbox.WriterPort)))
-	if err != nil {
-		return err
-	}
-	return conn.Close()
 }
 
 // settledVIPOwner waits for a healthy cluster whose committed VIP owner is
@@ -199,7 +207,7 @@ func servedBy(t *testing.T, w *sandbox.HolderWatcher, clientNS string, next clus
 			return fmt.Errorf("holders %v", hs)
 		}
 		begun := time.Now()
-		if err := dialVIP(context.Background(), clientNS, 200*time.Millisecond); err != nil {
+		if err := sandbox.DialVIP(context.Background(), clientNS, 200*time.Millisecond); err != nil {
 			return err
 		}
 		served = begun
@@ -313,7 +321,7 @@ func TestVIPLeaseOnGalera(t *testing.T) {
 		t.Logf("dbctl vip status:\n%s", out.String())
 		stop := recordHolders(t, w)
 		sandbox.Eventually(t, 10*time.Second, "TCP connect to the VIP from the client", func() error {
-			return dialVIP(ctx, clientNS, time.Second)
+			return sandbox.DialVIP(ctx, clientNS, time.Second)
 		})
 		// A few seconds of steady state: the owner keeps it, nobody else
 		// takes it.
@@ -349,20 +357,7 @@ func TestVIPLeaseOnGalera(t *testing.T) {
 			t.Errorf("the SIGKILLed owner's address lived %s after the kill", d)
 		}
 		// The guard, not the kernel, removed it.
-		n, err := s.Node(owner)
-		if err != nil {
-			t.Fatal(err)
-		}
-		sandbox.Eventually(t, 5*time.Second, "the guard's removal in "+string(owner)+"'s agent log", func() error {
-			log, err := os.ReadFile(n.Procs["dbagent"].Log)
-			if err != nil {
-				return err
-			}
-			if !bytes.Contains(log, []byte(`msg="vip guard removed the address"`)) || !bytes.Contains(log, []byte(`why="the agent exited"`)) {
-				return errors.New("no guard removal logged")
-			}
-			return nil
-		})
+		agentLogged(t, s, owner, `msg="vip guard removed the address"`, `why="the agent exited"`)
 		t.Logf("figure: VIP failover on owner agent SIGKILL (%s, %s): old address gone after %s (guard), %s holds it after %s (gap %s), first TCP connect through it %s after the kill",
 			owner, was, gone.Sub(killed).Round(time.Millisecond), next, took.Sub(killed).Round(time.Millisecond), took.Sub(gone).Round(time.Millisecond), served.Sub(killed).Round(time.Millisecond))
 		restartAgent(t, owner)
@@ -397,17 +392,7 @@ func TestVIPLeaseOnGalera(t *testing.T) {
 		steady()
 		samples := stop()
 		gone, took := handover(t, samples, stopped, owner, next)
-		n, err := s.Node(owner)
-		if err != nil {
-			t.Fatal(err)
-		}
-		log, err := os.ReadFile(n.Procs["dbagent"].Log)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Contains(log, []byte(`why="the lease ran out without a renewal from the agent"`)) {
-			t.Errorf("%s's guard logged no lease-expiry removal; the address went some other way", owner)
-		}
+		agentLogged(t, s, owner, `msg="vip guard removed the address"`, `why="the lease ran out without a renewal from the agent"`)
 		t.Logf("figure: VIP failover on owner agent SIGSTOP (%s, %s): old address gone after %s (guard deadline), %s holds it after %s, first TCP connect through it %s after the stop",
 			owner, was, gone.Sub(stopped).Round(time.Millisecond), next, took.Sub(stopped).Round(time.Millisecond), served.Sub(stopped).Round(time.Millisecond))
 		// Woken up, the old owner finds its lease gone and stays off.
@@ -453,13 +438,7 @@ func TestVIPLeaseOnGalera(t *testing.T) {
 		if !ok {
 			t.Errorf("%s kept the VIP while it had no guard", owner)
 		}
-		log, err := os.ReadFile(n.Procs["dbagent"].Log)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Contains(log, []byte(`msg="vip guard died; starting a new one"`)) {
-			t.Errorf("%s's agent did not log the guard's death", owner)
-		}
+		agentLogged(t, s, owner, `msg="vip guard died; starting a new one"`)
 		t.Logf("guard %d of %s killed: VIP let go at %s, now on %s", old, owner, gone.Format("15:04:05.000"), now)
 	})
 
@@ -517,7 +496,7 @@ func TestVIPLeaseOnGalera(t *testing.T) {
 		}
 		// The client still reaches the cut-off owner, which still holds
 		// the VIP within its lease.
-		if err := dialVIP(ctx, clientNS, 300*time.Millisecond); err != nil {
+		if err := sandbox.DialVIP(ctx, clientNS, 300*time.Millisecond); err != nil {
 			t.Errorf("client cannot reach the VIP right after the cut: %v", err)
 		}
 		// Only the lease makes the cut-off owner let go.

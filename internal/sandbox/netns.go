@@ -9,7 +9,9 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/vishvananda/netns"
 )
@@ -117,6 +119,18 @@ func InNamespace(name string, fn func() error) error {
 		return errors.Join(fnErr, fmt.Errorf("return from netns %s: %w", name, err))
 	}
 	return fnErr
+}
+
+// DialVIP opens (and closes) one TCP connection from the namespace
+// clientNS to the VIP's writer port, within timeout.
+func DialVIP(ctx context.Context, clientNS string, timeout time.Duration) error {
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	conn, err := DialContextIn(clientNS)(cctx, "tcp", net.JoinHostPort(VIP, strconv.Itoa(WriterPort)))
+	if err != nil {
+		return err
+	}
+	return conn.Close()
 }
 
 // DialContextIn returns a dial function that opens TCP connections from

@@ -222,7 +222,7 @@ func benchDBHA(t *testing.T, m *method) {
 				return fmt.Errorf("holders %v, committed owner %s", hs, st.VIP.Owner)
 			}
 			owner = st.VIP.Owner
-			return dial(ctx, w.clientNS, time.Second)
+			return sandbox.DialVIP(ctx, w.clientNS, time.Second)
 		})
 		return owner, st
 	}
@@ -424,7 +424,7 @@ func benchKeepalived(t *testing.T) []*method {
 						stable = 0
 						return fmt.Errorf("holders %v, %d MACs answer ARP", hs, len(macs))
 					}
-					if err := dial(ctx, w.clientNS, time.Second); err != nil {
+					if err := sandbox.DialVIP(ctx, w.clientNS, time.Second); err != nil {
 						stable = 0
 						return err
 					}
@@ -920,18 +920,6 @@ func since(at, from time.Time) string {
 
 // ---------------------------------------------------------------- connects
 
-// dial opens (and closes) one TCP connection to the VIP's writer port from
-// the client namespace.
-func dial(ctx context.Context, clientNS string, timeout time.Duration) error {
-	cctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	conn, err := sandbox.DialContextIn(clientNS)(cctx, "tcp", net.JoinHostPort(sandbox.VIP, strconv.Itoa(sandbox.WriterPort)))
-	if err != nil {
-		return err
-	}
-	return conn.Close()
-}
-
 // attempts summarises the failed connects of one failover: how many
 // timed out (the SYN went nowhere) and how many were refused (a node
 // answered with a reset), and when the last of each began.
@@ -995,7 +983,7 @@ func firstConnect(ctx context.Context, clientNS string, within time.Duration) (t
 		go func() {
 			defer wg.Done()
 			begun := time.Now()
-			err := dial(ctx, clientNS, connectTimeout)
+			err := sandbox.DialVIP(ctx, clientNS, connectTimeout)
 			if err != nil {
 				if ctx.Err() == nil || errors.Is(ctx.Err(), context.DeadlineExceeded) {
 					mu.Lock()
